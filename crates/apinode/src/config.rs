@@ -1,0 +1,169 @@
+//! Node settings: `config/server.json` overridden by the environment
+//! (`DKU_APINODE_PORT`, `DKU_APINODE_BIND`) and by command-line flags, in
+//! that order of priority (flag > env > file > default). Validation is pure
+//! and reports every problem at once; reading the file is the only I/O, in
+//! [`ServerConfig::load`]. Keys that belong to features of later versions are
+//! accepted and reported as unused, so a Dataiku `server.json` still loads.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::problems::Problems;
+
+/// Port when nothing sets one.
+pub const DEFAULT_PORT: u16 = 12000;
+/// Request body limit when nothing sets one (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Listen address when nothing sets one: every interface, as Dataiku's node.
+pub const DEFAULT_BIND: &str = "0.0.0.0";
+
+/// Validated node settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// TCP port (0 picks a free one; the node writes it to `run/apinode.port`).
+    pub port: u16,
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Top-level keys of `server.json` this version does not use.
+    pub unused_keys: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            port: DEFAULT_PORT,
+            bind: DEFAULT_BIND.parse().expect("a valid address literal"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            unused_keys: Vec::new(),
+        }
+    }
+}
+
+/// Command-line overrides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    /// `--port`.
+    pub port: Option<u16>,
+}
+
+impl ServerConfig {
+    /// Reads `<data_dir>/config/server.json` (absent: defaults) and applies
+    /// the overrides.
+    ///
+    /// # Errors
+    /// Every problem, each naming the file or variable and the key.
+    pub fn load(data_dir: &Path, env: &HashMap<String, String>, overrides: Overrides) -> Result<ServerConfig, Problems> {
+        let path = data_dir.join("config").join("server.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                let mut p = Problems::new();
+                p.push("config/server.json", format!("cannot read: {e}"));
+                return Err(p);
+            }
+        };
+        Self::validate(text.as_deref(), env, overrides)
+    }
+
+    /// Validates the file's text (if any), the environment and the overrides.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn validate(text: Option<&str>, env: &HashMap<String, String>, overrides: Overrides) -> Result<ServerConfig, Problems> {
+        let mut problems = Problems::new();
+        let mut config = ServerConfig::default();
+        let file = "config/server.json";
+        let object = match text.map(serde_json::from_str::<Value>) {
+            None => Map::new(),
+            Some(Ok(Value::Object(m))) => m,
+            Some(Ok(_)) => {
+                problems.push(file, "must hold a JSON object");
+                Map::new()
+            }
+            Some(Err(e)) => {
+                problems.push(file, format!("not valid JSON: {e}"));
+                Map::new()
+            }
+        };
+        for (key, value) in &object {
+            match key.as_str() {
+                "port" => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
+                    Some(p) => config.port = p,
+                    None => problems.push(format!("{file}: port"), "must be an integer from 0 to 65535"),
+                },
+                "bindAddress" => match value.as_str().and_then(|s| s.parse().ok()) {
+                    Some(a) => config.bind = a,
+                    None => problems.push(format!("{file}: bindAddress"), "must be an IP address such as 127.0.0.1"),
+                },
+                "maxBodyBytes" => match value.as_u64().filter(|n| *n >= 1024) {
+                    Some(n) => config.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX),
+                    None => problems.push(format!("{file}: maxBodyBytes"), "must be an integer of at least 1024"),
+                },
+                other => config.unused_keys.push(other.to_owned()),
+            }
+        }
+        if let Some(v) = env.get("DKU_APINODE_PORT") {
+            match v.trim().parse() {
+                Ok(p) => config.port = p,
+                Err(_) => problems.push("DKU_APINODE_PORT", format!("{v:?} is not a port number")),
+            }
+        }
+        if let Some(v) = env.get("DKU_APINODE_BIND") {
+            match v.trim().parse() {
+                Ok(a) => config.bind = a,
+                Err(_) => problems.push("DKU_APINODE_BIND", format!("{v:?} is not an IP address")),
+            }
+        }
+        if let Some(p) = overrides.port {
+            config.port = p;
+        }
+        problems.into_result(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn priority_is_flag_then_env_then_file_then_default() {
+        let none = HashMap::new();
+        assert_eq!(ServerConfig::validate(None, &none, Overrides::default()).expect("ok").port, DEFAULT_PORT);
+        let file = Some(r#"{"port": 13000}"#);
+        assert_eq!(ServerConfig::validate(file, &none, Overrides::default()).expect("ok").port, 13000);
+        let e = env(&[("DKU_APINODE_PORT", "14000")]);
+        assert_eq!(ServerConfig::validate(file, &e, Overrides::default()).expect("ok").port, 14000);
+        let flag = Overrides { port: Some(15000) };
+        assert_eq!(ServerConfig::validate(file, &e, flag).expect("ok").port, 15000);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"{"port": "x", "maxBodyBytes": 10, "bindAddress": "nowhere", "auditLog": {}}"#;
+        let e = env(&[("DKU_APINODE_PORT", "seventy")]);
+        let problems = ServerConfig::validate(Some(text), &e, Overrides::default()).unwrap_err();
+        let text = problems.to_string();
+        assert_eq!(problems.items().len(), 4, "{text}");
+        for needle in ["server.json: port", "maxBodyBytes", "bindAddress", "DKU_APINODE_PORT"] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn keys_of_later_versions_are_kept_as_unused() {
+        let c = ServerConfig::validate(Some(r#"{"auditLog": {}}"#), &HashMap::new(), Overrides::default()).expect("ok");
+        assert_eq!(c.unused_keys, ["auditLog"]);
+        assert!(ServerConfig::validate(Some("[1]"), &HashMap::new(), Overrides::default()).is_err());
+        assert!(ServerConfig::validate(Some("{"), &HashMap::new(), Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The HTTP server: the router (user API, `/isAlive/`), the headers every
+//! response carries (`DSS-API-Version`, `DSS-Version`), JSON answers for
+//! unknown routes and methods, and serving with graceful shutdown. Handlers
+//! live in their own files and map domain results through the one error
+//! table of `error`.
+
+pub mod error;
+pub mod predict;
+pub mod request;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::node::Node;
+use error::ApiError;
+
+/// `DSS-API-Version` of every response.
+pub const DSS_API_VERSION: &str = "1";
+
+/// The file whose presence makes `/isAlive/` answer 503.
+pub const NOT_ALIVE_FILE: &str = "apinode-not-alive.txt";
+
+/// The whole HTTP API of a node.
+pub fn router(node: Arc<Node>) -> Router {
+    let user = "/public/api/v1/{service}/{endpoint}";
+    Router::new()
+        .route(&format!("{user}/predict"), post(predict::predict))
+        .route(&format!("{user}/predict-multi"), post(predict::predict_multi))
+        .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
+        .route("/isAlive", get(is_alive))
+        .route("/isAlive/", get(is_alive))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(add_version_headers))
+        .with_state(node)
+}
+
+/// Serves `node` on `listener` until `shutdown` completes, then lets requests
+/// in flight finish.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn is_alive(State(node): State<Arc<Node>>) -> Response {
+    if node.data_dir.join(NOT_ALIVE_FILE).exists() {
+        ApiError::ServiceUnavailable(format!("the node is marked not alive ({NOT_ALIVE_FILE} is present)")).into_response()
+    } else {
+        axum::Json(json!({"alive": true})).into_response()
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no such path: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+async fn add_version_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("dss-api-version", HeaderValue::from_static(DSS_API_VERSION));
+    headers.insert("dss-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    response
+}

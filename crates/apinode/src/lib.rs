@@ -1,0 +1,34 @@
+//! apinode: a real-time prediction server that answers like Dataiku's API
+//! node (same URLs, same JSON) and records what it does.
+//!
+//! A request enters through [`http`], which finds the service in the
+//! [`registry`], checks the caller's key ([`auth`]), dispatches to a
+//! generation, and hands the records to [`scoring`], which runs the
+//! endpoint's [`model`]. Everything a node serves is read from its data
+//! directory at start ([`node`], [`config`]).
+//!
+//! # Layout
+//!
+//! - [`ids`]: identifier newtypes (services, generations, endpoints, requests).
+//! - [`problems`]: validation problems collected and reported all at once.
+//! - [`model`]: model files, preprocessing, algorithms, explanations.
+//! - [`registry`]: services, generations, endpoints; loading and dispatch.
+//! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
+//! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
+//! - [`http`]: the router, handlers, wire formats and the error table.
+//! - [`config`]: `config/server.json`, environment and flags.
+//! - [`logging`]: the runtime log (log4rs).
+//! - [`node`]: start, serve, stop.
+//! - [`cli`]: the `apinode` command line.
+
+pub mod ids;
+pub mod problems;
+pub mod model;
+pub mod registry;
+pub mod auth;
+pub mod scoring;
+pub mod http;
+pub mod config;
+pub mod logging;
+pub mod node;
+pub mod cli;

@@ -1,0 +1,141 @@
+//! A node's lifecycle: settings and registry loaded from the data directory,
+//! the listener bound, `run/apinode.pid` and `run/apinode.port` written, then
+//! serving until SIGTERM or SIGINT, and a graceful stop (requests in flight
+//! finish; the pid file is removed last). [`Node`] is the state every handler
+//! shares; [`RunningNode`] is a server started in this process (tests).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{Overrides, ServerConfig};
+use crate::problems::Problems;
+use crate::registry::Registry;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Node {
+    /// The data directory (services, config, run).
+    pub data_dir: PathBuf,
+    /// Validated settings.
+    pub config: ServerConfig,
+    /// Every service.
+    pub registry: Registry,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Invalid settings.
+    #[error("invalid configuration: {0}")]
+    Config(Problems),
+    /// The runtime log could not start.
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+impl Node {
+    /// Loads the registry of `data_dir` with settings `config`.
+    pub fn load(data_dir: &Path, config: ServerConfig) -> Node {
+        let registry = Registry::load(data_dir);
+        Node { data_dir: data_dir.to_path_buf(), config, registry }
+    }
+}
+
+/// A server running in this process, for tests and embedding.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    /// Serves `node` on `listener` in a background task.
+    pub fn spawn(listener: TcpListener, node: Arc<Node>) -> std::io::Result<RunningNode> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::http::serve(listener, node, async {
+            let _ = rx.await;
+        }));
+        Ok(RunningNode { addr, stop: Some(tx), task })
+    }
+
+    /// Stops gracefully and waits for the server to finish.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it had one.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Runs a node from the command line until a stop signal: loads settings,
+/// starts the runtime log, loads services, binds, writes the pid and port
+/// files, serves, and cleans up.
+///
+/// # Errors
+/// [`StartError`] when the node cannot start or its listener fails.
+pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Overrides) -> Result<(), StartError> {
+    let run_dir = data_dir.join("run");
+    std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
+    let config = ServerConfig::load(data_dir, env, overrides).map_err(StartError::Config)?;
+    let _log = crate::logging::init(data_dir)?;
+    log::info!("Starting apinode {} on data directory {}", env!("CARGO_PKG_VERSION"), data_dir.display());
+    if !config.unused_keys.is_empty() {
+        log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
+    }
+    let addr = SocketAddr::new(config.bind, config.port);
+    let node = Arc::new(Node::load(data_dir, config));
+    let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
+    let bound = listener.local_addr().map_err(io("reading the bound address"))?;
+    let pid_file = run_dir.join("apinode.pid");
+    std::fs::write(run_dir.join("apinode.port"), format!("{}\n", bound.port())).map_err(io("writing run/apinode.port"))?;
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io("writing run/apinode.pid"))?;
+    log::info!("Listening on {bound}");
+    let served = crate::http::serve(listener, node, stop_signal()).await;
+    log::info!("Stopped serving; requests in flight have finished");
+    let _ = std::fs::remove_file(&pid_file);
+    served.map_err(io("serving"))
+}
+
+/// Resolves on SIGTERM or SIGINT. SIGHUP is caught so that it does not kill
+/// the node (log reopening comes with the audit streams).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        log::error!("Cannot install signal handlers; the node stops only when killed");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { log::info!("SIGTERM received, stopping"); return; }
+            _ = int.recv() => { log::info!("SIGINT received, stopping"); return; }
+            _ = hup.recv() => log::info!("SIGHUP received; nothing to reopen in this version"),
+        }
+    }
+}
