@@ -147,6 +147,10 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidRequest(format!("the request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        let kind = crate::model::features::json_type(&value);
+        return Err(ApiError::InvalidRequest(format!("the request body must be a JSON object, got {kind}")));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." { String::from("the body") } else { path };

@@ -1,0 +1,130 @@
+//! The test harness: a data directory copied from `tests/fixtures`, a node
+//! started in this process on 127.0.0.1:0, and small HTTP helpers that
+//! return status, headers and the JSON body.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use apinode::config::ServerConfig;
+use apinode::node::{Node, RunningNode};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// `tests/fixtures`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("create destination");
+    for entry in std::fs::read_dir(src).expect("read source") {
+        let entry = entry.expect("dir entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy file");
+        }
+    }
+}
+
+/// A data directory holding the fixture services.
+pub fn data_dir() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&fixtures().join("services"), &dir.path().join("services"));
+    dir
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the error shape of the spec and returns the message.
+    #[track_caller]
+    pub fn error(&self, status: u16, error_type: &str) -> String {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["errorType"], error_type, "body: {}", self.body);
+        self.body["message"].as_str().expect("a message").to_owned()
+    }
+
+    /// The body of a successful answer.
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        &self.body
+    }
+}
+
+/// A node serving a temporary data directory.
+pub struct TestNode {
+    pub dir: TempDir,
+    pub base: String,
+    pub client: reqwest::Client,
+    running: Option<RunningNode>,
+}
+
+impl TestNode {
+    /// Fixture services, default settings.
+    pub async fn start() -> TestNode {
+        Self::start_with(data_dir(), ServerConfig::default()).await
+    }
+
+    /// A given data directory and settings (the port is ignored: 127.0.0.1:0).
+    pub async fn start_with(dir: TempDir, config: ServerConfig) -> TestNode {
+        let node = Arc::new(Node::load(dir.path(), config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = RunningNode::spawn(listener, node).expect("spawn");
+        let base = format!("http://{}", running.addr);
+        TestNode { dir, base, client: reqwest::Client::new(), running: Some(running) }
+    }
+
+    /// Sends a request and reads the answer as JSON (Null when empty).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("HTTP exchange");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        Answer { status, headers, body }
+    }
+
+    /// POSTs JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    /// `predict` on `service/endpoint`.
+    pub async fn predict(&self, service: &str, endpoint: &str, body: &Value) -> Answer {
+        self.post(&format!("/public/api/v1/{service}/{endpoint}/predict"), body).await
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+    }
+}
+
+/// Asserts `|a - b| <= 1e-12`.
+#[track_caller]
+pub fn close(actual: &Value, expected: f64) {
+    let a = actual.as_f64().unwrap_or_else(|| panic!("{actual} is not a number"));
+    assert!((a - expected).abs() <= 1e-12, "{a} != {expected}");
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of apinode: every test starts a real server listening on
+//! 127.0.0.1 (port 0) over a temporary data directory and talks HTTP to it.
+//! All modules form one test binary, to link once.
+
+mod common;
+mod dispatch;
+mod dss;
+mod errors;
+mod loading;
+mod predict;
