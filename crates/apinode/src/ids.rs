@@ -41,7 +41,9 @@ fn check(kind: &'static str, value: &str, max: usize, extra: &[char]) -> Result<
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra.contains(&c));
     if !ok {
-        return Err(err("may only contain letters, digits, '_', '-' (and '.' for generations)"));
+        return Err(err(
+            "may only contain letters, digits, '_', '-' (and '.' for generations)",
+        ));
     }
     Ok(())
 }

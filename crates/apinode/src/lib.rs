@@ -21,14 +21,14 @@
 //! - [`node`]: start, serve, stop.
 //! - [`cli`]: the `apinode` command line.
 
-pub mod ids;
-pub mod problems;
-pub mod model;
-pub mod registry;
 pub mod auth;
-pub mod scoring;
-pub mod http;
-pub mod config;
-pub mod logging;
-pub mod node;
 pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod model;
+pub mod node;
+pub mod problems;
+pub mod registry;
+pub mod scoring;

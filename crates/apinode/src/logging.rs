@@ -40,7 +40,10 @@ pub fn init(data_dir: &Path) -> Result<log4rs::Handle, LoggingError> {
         .encoder(Box::new(PatternEncoder::new(RUNTIME_PATTERN)))
         .append(true)
         .build(&path)
-        .map_err(|source| LoggingError::Open { path: path.display().to_string(), source })?;
+        .map_err(|source| LoggingError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
     let config = Config::builder()
         .appender(Appender::builder().build("MAIN", Box::new(file)))
         .build(Root::builder().appender("MAIN").build(LevelFilter::Info))

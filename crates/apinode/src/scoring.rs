@@ -49,7 +49,10 @@ pub fn score_records(
     explain_with: Option<&ExplainSettings>,
     timing: &mut Timing,
 ) -> Result<Vec<Map<String, Value>>, ScoringError> {
-    records.iter().map(|raw| score_one(model, raw, explain_with, timing)).collect()
+    records
+        .iter()
+        .map(|raw| score_one(model, raw, explain_with, timing))
+        .collect()
 }
 
 fn score_one(
@@ -82,16 +85,28 @@ fn score_one(
             out.insert("prediction".into(), json!(v));
             0
         }
-        Prediction::Class { index, probas, percentile } => {
+        Prediction::Class {
+            index,
+            probas,
+            percentile,
+        } => {
             out.insert("prediction".into(), model.classes()[*index].clone().into());
-            let probas: Map<String, Value> =
-                model.classes().iter().zip(probas).map(|(c, p)| (c.clone(), json!(p))).collect();
+            let probas: Map<String, Value> = model
+                .classes()
+                .iter()
+                .zip(probas)
+                .map(|(c, p)| (c.clone(), json!(p)))
+                .collect();
             out.insert("probas".into(), Value::Object(probas));
             if let Some(p) = percentile {
                 out.insert("probaPercentile".into(), json!(p));
             }
             // Binary: the positive class's log-odds; multiclass: the predicted one's.
-            if model.classes().len() == 2 { 1 } else { *index }
+            if model.classes().len() == 2 {
+                1
+            } else {
+                *index
+            }
         }
     };
     out.insert("ignored".into(), Value::Bool(false));

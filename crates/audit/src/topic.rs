@@ -27,7 +27,9 @@ pub enum Topic {
 
 /// A topic name that is not one of the node's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown topic {0:?} (known: apinode-query, authfail, generic, generic-failure, apicalls, compute-resource-usage)")]
+#[error(
+    "unknown topic {0:?} (known: apinode-query, authfail, generic, generic-failure, apicalls, compute-resource-usage)"
+)]
 pub struct UnknownTopic(pub String);
 
 impl Topic {
@@ -69,7 +71,10 @@ impl Topic {
 impl FromStr for Topic {
     type Err = UnknownTopic;
     fn from_str(s: &str) -> Result<Self, UnknownTopic> {
-        Topic::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownTopic(s.to_owned()))
+        Topic::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTopic(s.to_owned()))
     }
 }
 

@@ -29,7 +29,12 @@ pub struct ExplainSettings {
 /// Explains `raw` (a record that scored) for output class `class` (ignored
 /// for a regression). Returns at most `n_explanations` (feature, contribution)
 /// pairs, largest absolute contribution first.
-pub fn explain(model: &Model, raw: &[RawValue], class: usize, settings: &ExplainSettings) -> Vec<(String, f64)> {
+pub fn explain(
+    model: &Model,
+    raw: &[RawValue],
+    class: usize,
+    settings: &ExplainSettings,
+) -> Vec<(String, f64)> {
     let score = |r: &[RawValue]| model.explained_score(r, class);
     let contributions = match settings.method {
         ExplanationMethod::Ice => ice(model, raw, &score),
@@ -48,7 +53,9 @@ pub fn explain(model: &Model, raw: &[RawValue], class: usize, settings: &Explain
 
 /// ICE: the score minus its mean over the feature's reference values.
 fn ice(model: &Model, raw: &[RawValue], score: &dyn Fn(&[RawValue]) -> Option<f64>) -> Vec<f64> {
-    let Some(base) = score(raw) else { return vec![0.0; raw.len()] };
+    let Some(base) = score(raw) else {
+        return vec![0.0; raw.len()];
+    };
     let mut work = raw.to_vec();
     (0..raw.len())
         .map(|i| {
@@ -70,7 +77,12 @@ fn ice(model: &Model, raw: &[RawValue], score: &dyn Fn(&[RawValue]) -> Option<f6
 /// permutation and a reference record, then switches features from the
 /// reference to the record in permutation order; each feature's marginal
 /// change is one sample of its contribution.
-fn shapley(model: &Model, raw: &[RawValue], steps: usize, score: &dyn Fn(&[RawValue]) -> Option<f64>) -> Vec<f64> {
+fn shapley(
+    model: &Model,
+    raw: &[RawValue],
+    steps: usize,
+    score: &dyn Fn(&[RawValue]) -> Option<f64>,
+) -> Vec<f64> {
     let n = raw.len();
     let mut rng = StdRng::seed_from_u64(seed(raw));
     let mut phi = vec![0.0; n];
@@ -80,12 +92,23 @@ fn shapley(model: &Model, raw: &[RawValue], steps: usize, score: &dyn Fn(&[RawVa
     'steps: for _ in 0..steps {
         order.shuffle(&mut rng);
         let mut work: Vec<RawValue> = (0..n)
-            .map(|i| model.preprocessor().reference(i).choose(&mut rng).cloned().unwrap_or(RawValue::Missing))
+            .map(|i| {
+                model
+                    .preprocessor()
+                    .reference(i)
+                    .choose(&mut rng)
+                    .cloned()
+                    .unwrap_or(RawValue::Missing)
+            })
             .collect();
-        let Some(mut prev) = score(&work) else { continue };
+        let Some(mut prev) = score(&work) else {
+            continue;
+        };
         for &i in &order {
             work[i] = raw[i].clone();
-            let Some(now) = score(&work) else { continue 'steps };
+            let Some(now) = score(&work) else {
+                continue 'steps;
+            };
             sample[i] = now - prev;
             prev = now;
         }
@@ -116,5 +139,9 @@ fn seed(raw: &[RawValue]) -> u64 {
         }
     }
     let digest = h.finalize();
-    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+    u64::from_le_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
 }
