@@ -55,6 +55,19 @@ impl Topic {
         }
     }
 
+    /// The log4rs target of [`Topic::logger`]: the same name with `::`
+    /// between its parts, which is how log4rs walks logger hierarchies.
+    pub fn target(self) -> &'static str {
+        match self {
+            Topic::ApinodeQuery => "dku::apinode::audit::queries",
+            Topic::AuthFail => "dku::apinode::audit::auth",
+            Topic::Generic => "dku::apinode::audit::admin",
+            Topic::GenericFailure => "dku::apinode::audit::failures",
+            Topic::ApiCalls => "dku::apinode::audit::allcalls",
+            Topic::ComputeResourceUsage => "dku::apinode::audit::cru",
+        }
+    }
+
     /// The dotted log4j logger of the LOG4J target.
     pub fn logger(self) -> &'static str {
         match self {
@@ -106,6 +119,7 @@ mod tests {
         for t in Topic::ALL {
             assert_eq!(t.as_str().parse::<Topic>(), Ok(t));
             assert!(t.logger().starts_with("dku.apinode.audit."));
+            assert_eq!(t.target().replace("::", "."), t.logger());
         }
         let e = "apinode-querry".parse::<Topic>().unwrap_err();
         assert!(e.to_string().contains("apinode-querry"));
