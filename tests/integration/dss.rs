@@ -3,28 +3,8 @@
 //! temporary data directory. The binary under test is this build's
 //! `apinode`, handed to the script through `APINODE_BIN`.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use crate::common::data_dir;
-
-fn dss(data: &Path, verb: &str) -> Output {
-    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/dss"))
-        .arg(verb)
-        .env("DKU_APINODE_DATA_DIR", data)
-        .env("APINODE_BIN", env!("CARGO_BIN_EXE_apinode"))
-        .env_remove("DKU_APINODE_PORT")
-        .output()
-        .expect("bin/dss runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::common::dss::{dss, text};
 
 #[tokio::test]
 async fn start_status_predict_stop_cycle() {

@@ -21,6 +21,24 @@ pub struct UserKey {
     digest: [u8; 32],
 }
 
+/// Who called, as audit records name them: a key's id and label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's public id.
+    pub key_id: String,
+    /// The key's label.
+    pub label: Option<String>,
+}
+
+impl From<&UserKey> for Caller {
+    fn from(k: &UserKey) -> Self {
+        Caller {
+            key_id: k.id.clone(),
+            label: k.label.clone(),
+        }
+    }
+}
+
 /// How a service authenticates its callers.
 #[derive(Debug, Clone, Default)]
 pub enum UserAuth {

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub bind: IpAddr,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// This node's name in audit messages (`nodeId`; default: the host name).
+    pub node_id: String,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -39,9 +41,19 @@ impl Default for ServerConfig {
             port: DEFAULT_PORT,
             bind: DEFAULT_BIND.parse().expect("a valid address literal"),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            node_id: default_node_id(),
             unused_keys: Vec::new(),
         }
     }
+}
+
+/// The host name (Linux), or "apinode".
+fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "apinode".to_owned())
 }
 
 /// Command-line overrides.
@@ -121,6 +133,10 @@ impl ServerConfig {
                         format!("{file}: maxBodyBytes"),
                         "must be an integer of at least 1024",
                     ),
+                },
+                "nodeId" => match value.as_str().filter(|s| !s.trim().is_empty()) {
+                    Some(id) => config.node_id = id.trim().to_owned(),
+                    None => problems.push(format!("{file}: nodeId"), "must be a non-empty string"),
                 },
                 other => config.unused_keys.push(other.to_owned()),
             }

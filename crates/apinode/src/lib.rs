@@ -15,12 +15,14 @@
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
 //! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
+//! - [`audit_log`]: the node's audit records (queries, failures, auth, calls).
 //! - [`http`]: the router, handlers, wire formats and the error table.
 //! - [`config`]: `config/server.json`, environment and flags.
 //! - [`logging`]: the runtime log (log4rs).
 //! - [`node`]: start, serve, stop.
 //! - [`cli`]: the `apinode` command line.
 
+pub mod audit_log;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -1,58 +1,91 @@
-//! The runtime log: log4rs as the process's logger, writing `run/apimain.log`
-//! in Dataiku's line format (`[date] [thread] [LEVEL] [logger] - message`),
-//! plus a panic hook so that a panic lands in the same file. The audit
-//! loggers (`dku.apinode.audit.*`) and the log4j properties translation are
-//! not here yet; this module only starts the runtime log.
+//! Starting the process's logging: `bin/log4j.properties` (the copy in the
+//! data directory, or the built-in one when the data directory has none),
+//! overridden key by key by `resources/logging/dku-log4j.properties`, is
+//! translated to log4rs and installed behind the asynchronous writer. The
+//! node refuses to start on an invalid file, with every problem named. A
+//! panic hook sends panics to the same log. This module only starts logging;
+//! translation and writing live in the `audit` crate.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use log::LevelFilter;
-use log4rs::append::file::FileAppender;
-use log4rs::config::{Appender, Config, Root};
-use log4rs::encode::pattern::PatternEncoder;
+use audit::log4j::{Log4jErrors, Source, Vars};
+use audit::writer::LoggingGuard;
 
-/// Dataiku's runtime line format, in log4rs pattern syntax.
-pub const RUNTIME_PATTERN: &str = "[{d(%Y/%m/%d-%H:%M:%S%.3f)}] [{T}] [{l}] [{t}] - {m}{n}";
+/// The base configuration shipped with the node, used when the data
+/// directory has no `bin/log4j.properties`.
+pub const BUILT_IN_BASE: &str = include_str!("../../../bin/log4j.properties");
+
+/// Where the base and override files are, relative to the data directory.
+pub const BASE_FILE: &str = "bin/log4j.properties";
+/// The administrator's overrides.
+pub const OVERRIDES_FILE: &str = "resources/logging/dku-log4j.properties";
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
-    /// The log file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
+    /// A file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
         /// The file.
         path: String,
         /// The cause.
         source: std::io::Error,
     },
-    /// log4rs refused the configuration or a logger was already installed.
-    #[error("cannot configure logging: {0}")]
-    Config(String),
+    /// The configuration is invalid or an appender cannot open its file.
+    #[error("{0}")]
+    Invalid(Log4jErrors),
+    /// A logger is already installed, or the writer thread cannot start.
+    #[error(transparent)]
+    Install(#[from] audit::writer::InstallError),
 }
 
-/// Installs log4rs as the global logger, writing `<data_dir>/run/apimain.log`.
+/// Reads the configuration files of `data_dir`.
 ///
 /// # Errors
-/// [`LoggingError`] when the file cannot be opened or a logger exists.
-pub fn init(data_dir: &Path) -> Result<log4rs::Handle, LoggingError> {
-    let path = data_dir.join("run").join("apimain.log");
-    let file = FileAppender::builder()
-        .encoder(Box::new(PatternEncoder::new(RUNTIME_PATTERN)))
-        .append(true)
-        .build(&path)
-        .map_err(|source| LoggingError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-    let config = Config::builder()
-        .appender(Appender::builder().build("MAIN", Box::new(file)))
-        .build(Root::builder().appender("MAIN").build(LevelFilter::Info))
-        .map_err(|e| LoggingError::Config(e.to_string()))?;
-    let handle = log4rs::init_config(config).map_err(|e| LoggingError::Config(e.to_string()))?;
+/// [`LoggingError::Read`] for a file that exists but cannot be read.
+pub fn sources(data_dir: &Path) -> Result<Vec<Source>, LoggingError> {
+    let read = |relative: &str| -> Result<Option<Source>, LoggingError> {
+        let path = data_dir.join(relative);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(Source {
+                label: relative.to_owned(),
+                text,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LoggingError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    };
+    let base = read(BASE_FILE)?.unwrap_or_else(|| Source {
+        label: format!("{BASE_FILE} (built in)"),
+        text: BUILT_IN_BASE.to_owned(),
+    });
+    Ok(std::iter::once(base).chain(read(OVERRIDES_FILE)?).collect())
+}
+
+/// Translates the configuration of `data_dir` and installs it as the
+/// process's logger.
+///
+/// # Errors
+/// [`LoggingError`] naming every problem.
+pub fn init(data_dir: &Path, env: &HashMap<String, String>) -> Result<LoggingGuard, LoggingError> {
+    let vars = Vars {
+        data_dir: data_dir.display().to_string(),
+        env: env.clone(),
+    };
+    let loaded = audit::log4j::load(&sources(data_dir)?, &vars).map_err(LoggingError::Invalid)?;
+    let guard = audit::writer::install(loaded.config)?;
+    for warning in loaded.warnings {
+        log::warn!("Logging configuration: {warning}");
+    }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log::error!("Panic: {info}");
+        log::logger().flush();
         previous(info);
     }));
-    Ok(handle)
+    Ok(guard)
 }

@@ -114,7 +114,7 @@ pub async fn run(
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
     let config = ServerConfig::load(data_dir, env, overrides).map_err(StartError::Config)?;
-    let _log = crate::logging::init(data_dir)?;
+    let logging = crate::logging::init(data_dir, env)?;
     log::info!(
         "Starting apinode {} on data directory {}",
         env!("CARGO_PKG_VERSION"),
@@ -141,13 +141,14 @@ pub async fn run(
         .map_err(io("writing run/apinode.pid"))?;
     log::info!("Listening on {bound}");
     let served = crate::http::serve(listener, node, stop_signal()).await;
-    log::info!("Stopped serving; requests in flight have finished");
+    log::info!("Stopped serving; requests in flight have finished; writing the last log records");
+    logging.shutdown();
     let _ = std::fs::remove_file(&pid_file);
     served.map_err(io("serving"))
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP is caught so that it does not kill
-/// the node (log reopening comes with the audit streams).
+/// Resolves on SIGTERM or SIGINT. SIGHUP makes every log file reopen
+/// (`bin/dss reopenlogs`, after an external logrotate).
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -162,7 +163,10 @@ async fn stop_signal() {
         tokio::select! {
             _ = term.recv() => { log::info!("SIGTERM received, stopping"); return; }
             _ = int.recv() => { log::info!("SIGINT received, stopping"); return; }
-            _ = hup.recv() => log::info!("SIGHUP received; nothing to reopen in this version"),
+            _ = hup.recv() => {
+                audit::appender::request_reopen();
+                log::info!("SIGHUP received, log files reopened");
+            }
         }
     }
 }

@@ -17,10 +17,10 @@
 //! - [`appender`]: log4j's File, RollingFile and DailyRollingFile appenders.
 //! - [`writer`]: the global asynchronous logger and its drain on stop.
 
-pub mod topic;
-pub mod log4j;
-pub mod layout;
 pub mod appender;
+pub mod layout;
+pub mod log4j;
+pub mod topic;
 pub mod writer;
 
 pub use topic::Topic;

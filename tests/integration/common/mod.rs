@@ -2,6 +2,8 @@
 //! started in this process on 127.0.0.1:0, and small HTTP helpers that
 //! return status, headers and the JSON body.
 
+pub mod dss;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! The HTTP server: the router (user API, `/isAlive/`), the headers every
 //! response carries (`DSS-API-Version`, `DSS-Version`), JSON answers for
-//! unknown routes and methods, and serving with graceful shutdown. Handlers
-//! live in their own files and map domain results through the one error
-//! table of `error`.
+//! unknown routes and methods, the `allcalls` record of every call (when that
+//! logger is on), and serving with graceful shutdown. Handlers live in their
+//! own files and map domain results through the one error table of `error`.
 
 pub mod error;
 pub mod predict;
@@ -11,10 +11,12 @@ pub mod request;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -47,6 +49,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(add_version_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            record_call,
+        ))
         .with_state(node)
 }
 
@@ -83,6 +89,38 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// Writes one `allcalls` record per HTTP call when that logger is on.
+async fn record_call(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !crate::audit_log::wanted(audit::Topic::ApiCalls) {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let key = response
+        .extensions()
+        .get::<predict::CallerKey>()
+        .map(|k| k.0.as_str());
+    let duration = crate::scoring::micros(started);
+    let status = response.status().as_u16();
+    crate::audit_log::api_call(
+        &node.config.node_id,
+        method.as_str(),
+        &path,
+        status,
+        duration,
+        addr.ip(),
+        key,
+    );
+    response
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

@@ -1,25 +1,31 @@
 //! The user API handlers: `predict`, `predict-multi` and `predict-simple`.
-//! Each one reads the request, finds the service, checks the caller's key,
-//! dispatches to a generation and endpoint, hands the records to `scoring`,
-//! and shapes Dataiku's answer (`result(s)`, `timing`, `apiContext`) with the
-//! request id in the `X-Request-Id` header and in each result. Scoring runs
-//! inline when it is a few microseconds, on the blocking pool otherwise.
+//! Each one reads the request into a [`Call`], finds the service, checks the
+//! caller's key, dispatches to a generation and endpoint, hands the records
+//! to `scoring`, and answers in Dataiku's shape (`result(s)`, `timing`,
+//! `apiContext`) with the request id in `X-Request-Id` and in each result.
+//! Every outcome is recorded exactly once: one query record per scored
+//! record, or one failure (or authfail) record for a refused call.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use audit::Topic;
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::request::{
-    DispatchBody, MultiBody, PredictBody, explain_settings, parse_json, read_body,
+    DispatchBody, ExplanationsBody, ItemBody, MultiBody, PredictBody, explain_settings, parse_json,
+    read_body,
 };
+use crate::audit_log::{self, CallInfo, Scored};
+use crate::auth::Caller;
 use crate::ids::{EndpointId, GenerationId, RequestId, ServiceId};
 use crate::model::Model;
 use crate::model::explain::ExplainSettings;
@@ -37,11 +43,32 @@ use crate::scoring::{Timing, micros, score_records};
 /// than the pool's hand-off; SHAPLEY with 100 steps takes about 70 µs.
 const INLINE_MAX_RECORDS: usize = 16;
 
+/// The key id of the caller, left in the response's extensions for the
+/// `allcalls` record.
+#[derive(Debug, Clone)]
+pub struct CallerKey(pub String);
+
+/// One prediction call, from arrival to answer.
+struct Call {
+    started: Instant,
+    request_id: RequestId,
+    client_ip: IpAddr,
+    path: String,
+    service: String,
+    endpoint: String,
+    caller: Option<Caller>,
+    /// Why authentication failed, when it did.
+    auth_failure: Option<&'static str>,
+    /// The request body, kept for a failure record.
+    body: Bytes,
+}
+
 /// The endpoint that answers a request.
 struct Target {
     service: ServiceId,
     generation: GenerationId,
     endpoint: EndpointId,
+    routing_key: Option<String>,
     model: Arc<Model>,
     defaults: ExplanationDefaults,
 }
@@ -52,141 +79,270 @@ impl Target {
     }
 }
 
+/// What a request asks to score.
+struct Request {
+    items: Vec<ItemBody>,
+    explanations: Option<ExplanationsBody>,
+    dispatch: Option<DispatchBody>,
+    multi: bool,
+}
+
 /// `POST /public/api/v1/{service}/{endpoint}/predict`
 pub async fn predict(
     State(node): State<Arc<Node>>,
     Path((service, endpoint)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let request_id = request_id(&headers);
-    let bytes = read_body(body, node.config.max_body_bytes).await?;
-    let service = authorised_service(&node, &service, &headers)?;
-    let body: PredictBody = parse_json(&bytes)?;
-    let target = resolve(&service, &endpoint, body.dispatch.as_ref())?;
-    let explain = explain_settings(body.explanations.as_ref(), &target.defaults)?;
-    let raw = target
-        .model
-        .preprocessor()
-        .parse(&body.features)
-        .map_err(invalid_feature(None))?;
-    let timing = Timing {
-        pre_processing: micros(started),
-        ..Timing::default()
-    };
-    let (mut results, timing) = run_scoring(&target, vec![raw], explain, timing).await?;
-    let mut result = results.pop().unwrap_or_default();
-    result.insert("requestId".into(), json!(request_id));
-    Ok(respond(
-        &request_id,
-        json!({"result": result, "timing": timing, "apiContext": target.api_context()}),
-    ))
+) -> Response {
+    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+    let outcome = async {
+        call.body = read_body(body, node.config.max_body_bytes).await?;
+        let service = call.authorise(&node, &headers)?;
+        let body: PredictBody = parse_json(&call.body)?;
+        let items = vec![ItemBody {
+            features: body.features,
+            context: body.context,
+        }];
+        let request = Request {
+            items,
+            explanations: body.explanations,
+            dispatch: body.dispatch,
+            multi: false,
+        };
+        call.score(&node, &service, request).await
+    }
+    .await;
+    call.finish(&node, outcome)
 }
 
 /// `POST /public/api/v1/{service}/{endpoint}/predict-multi`
 pub async fn predict_multi(
     State(node): State<Arc<Node>>,
     Path((service, endpoint)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let request_id = request_id(&headers);
-    let bytes = read_body(body, node.config.max_body_bytes).await?;
-    let service = authorised_service(&node, &service, &headers)?;
-    let body: MultiBody = parse_json(&bytes)?;
-    if body.items.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "items: must hold at least one record".into(),
-        ));
+) -> Response {
+    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+    let outcome = async {
+        call.body = read_body(body, node.config.max_body_bytes).await?;
+        let service = call.authorise(&node, &headers)?;
+        let body: MultiBody = parse_json(&call.body)?;
+        if body.items.is_empty() {
+            return Err(ApiError::InvalidRequest(
+                "items: must hold at least one record".into(),
+            ));
+        }
+        let request = Request {
+            items: body.items,
+            explanations: body.explanations,
+            dispatch: body.dispatch,
+            multi: true,
+        };
+        call.score(&node, &service, request).await
     }
-    let target = resolve(&service, &endpoint, body.dispatch.as_ref())?;
-    let explain = explain_settings(body.explanations.as_ref(), &target.defaults)?;
-    let preprocessor = target.model.preprocessor();
-    let records = body
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            preprocessor
-                .parse(&item.features)
-                .map_err(invalid_feature(Some(i)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let timing = Timing {
-        pre_processing: micros(started),
-        ..Timing::default()
-    };
-    let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
-    for (i, result) in results.iter_mut().enumerate() {
-        result.insert("requestId".into(), json!(request_id.item(i)));
-    }
-    Ok(respond(
-        &request_id,
-        json!({"results": results, "timing": timing, "apiContext": target.api_context()}),
-    ))
+    .await;
+    call.finish(&node, outcome)
 }
 
 /// `GET /public/api/v1/{service}/{endpoint}/predict-simple?feature=value&...`
+/// Every value is text; numeric features parse it.
 pub async fn predict_simple(
     State(node): State<Arc<Node>>,
     Path((service, endpoint)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let request_id = request_id(&headers);
-    let service = authorised_service(&node, &service, &headers)?;
-    let Query(features) = Query::<HashMap<String, String>>::try_from_uri(&uri)
-        .map_err(|e| ApiError::InvalidRequest(format!("the query string is not valid: {e}")))?;
-    let target = resolve(&service, &endpoint, None)?;
-    let explain = explain_settings(None, &target.defaults)?;
-    let raw = target
-        .model
-        .preprocessor()
-        .parse_text(&features)
-        .map_err(invalid_feature(None))?;
-    let timing = Timing {
-        pre_processing: micros(started),
-        ..Timing::default()
-    };
-    let (mut results, timing) = run_scoring(&target, vec![raw], explain, timing).await?;
-    let mut result = results.pop().unwrap_or_default();
-    result.insert("requestId".into(), json!(request_id));
-    Ok(respond(
-        &request_id,
-        json!({"result": result, "timing": timing, "apiContext": target.api_context()}),
-    ))
+) -> Response {
+    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+    call.body = Bytes::from(uri.query().unwrap_or_default().to_owned());
+    let outcome = async {
+        let service = call.authorise(&node, &headers)?;
+        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+            .map_err(|e| ApiError::InvalidRequest(format!("the query string is not valid: {e}")))?;
+        let features: Map<String, Value> = query
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let items = vec![ItemBody {
+            features,
+            context: None,
+        }];
+        call.score(
+            &node,
+            &service,
+            Request {
+                items,
+                explanations: None,
+                dispatch: None,
+                multi: false,
+            },
+        )
+        .await
+    }
+    .await;
+    call.finish(&node, outcome)
 }
 
-/// The client's `X-Request-Id` when it is a reasonable token, else a new one.
-fn request_id(headers: &HeaderMap) -> RequestId {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(RequestId::from_client)
-        .unwrap_or_else(RequestId::generate)
-}
+impl Call {
+    fn new(
+        service: String,
+        endpoint: String,
+        addr: SocketAddr,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Call {
+        // The client's X-Request-Id when it is a reasonable token, else a new one.
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(RequestId::from_client)
+            .unwrap_or_else(RequestId::generate);
+        Call {
+            started: Instant::now(),
+            request_id,
+            client_ip: addr.ip(),
+            path: uri.path().to_owned(),
+            service,
+            endpoint,
+            caller: None,
+            auth_failure: None,
+            body: Bytes::new(),
+        }
+    }
 
-/// Finds the service and checks the caller's key.
-fn authorised_service(
-    node: &Node,
-    service: &str,
-    headers: &HeaderMap,
-) -> Result<Arc<Service>, ApiError> {
-    let found = node
-        .registry
-        .get(service)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown service {service:?}")))?;
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    found.auth.check(header).map_err(|failure| {
-        log::info!("Refused a call to service {service}: {}", failure.code());
-        ApiError::Unauthorized(failure.to_string())
-    })?;
-    Ok(found)
+    fn info<'a>(&'a self, node: &'a Node) -> CallInfo<'a> {
+        CallInfo {
+            node_id: &node.config.node_id,
+            request_id: &self.request_id,
+            client_ip: self.client_ip,
+            service_id: &self.service,
+            endpoint_id: &self.endpoint,
+            caller: self.caller.as_ref(),
+        }
+    }
+
+    /// Finds the service and checks the caller's key.
+    fn authorise(&mut self, node: &Node, headers: &HeaderMap) -> Result<Arc<Service>, ApiError> {
+        let found = node
+            .registry
+            .get(&self.service)
+            .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        match found.auth.check(header) {
+            Ok(key) => self.caller = key.map(Caller::from),
+            Err(failure) => {
+                self.auth_failure = Some(failure.code());
+                return Err(ApiError::Unauthorized(failure.to_string()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Dispatches, scores every item, records one query per item, answers.
+    async fn score(
+        &self,
+        node: &Node,
+        service: &Service,
+        request: Request,
+    ) -> Result<Response, ApiError> {
+        let target = resolve(service, &self.endpoint, request.dispatch.as_ref())?;
+        let explain = explain_settings(request.explanations.as_ref(), &target.defaults)?;
+        let preprocessor = target.model.preprocessor();
+        let records = request
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                preprocessor
+                    .parse(&item.features)
+                    .map_err(invalid_feature(request.multi.then_some(i)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timing = Timing {
+            pre_processing: micros(self.started),
+            ..Timing::default()
+        };
+        let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
+
+        let record_queries = audit_log::wanted(Topic::ApinodeQuery);
+        let dispatch = request
+            .dispatch
+            .as_ref()
+            .and_then(|d| serde_json::to_value(d).ok());
+        let info = self.info(node);
+        for (i, (item, result)) in request.items.iter().zip(results.iter_mut()).enumerate() {
+            let id = if request.multi {
+                self.request_id.item(i)
+            } else {
+                self.request_id.clone()
+            };
+            result.insert("requestId".into(), json!(id));
+            if record_queries {
+                let scored = Scored {
+                    request_id: &id,
+                    generation: target.generation.as_str(),
+                    routing_key: target.routing_key.as_deref(),
+                    features: &item.features,
+                    context: item.context.as_ref(),
+                    dispatch: dispatch.as_ref(),
+                    result,
+                    timing: &timing,
+                };
+                audit_log::query(&info, &scored);
+            }
+        }
+        let body = if request.multi {
+            json!({"results": results, "timing": timing, "apiContext": target.api_context()})
+        } else {
+            json!({"result": results.pop(), "timing": timing, "apiContext": target.api_context()})
+        };
+        Ok(Json(body).into_response())
+    }
+
+    /// Records a refusal and turns the outcome into the answer.
+    fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
+        let mut response = match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                let (status, error_type) = error.status_and_type();
+                let message = error.to_string();
+                match self.auth_failure {
+                    Some(reason) => {
+                        audit_log::auth_failure(
+                            &node.config.node_id,
+                            self.client_ip,
+                            "POST",
+                            &self.path,
+                            reason,
+                            &message,
+                            None,
+                        );
+                    }
+                    None => audit_log::failure(
+                        &self.info(node),
+                        status.as_u16(),
+                        error_type,
+                        &message,
+                        &self.body,
+                    ),
+                }
+                error.into_response()
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(self.request_id.as_str()) {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        if let Some(caller) = self.caller {
+            response.extensions_mut().insert(CallerKey(caller.key_id));
+        }
+        response
+    }
 }
 
 /// Dispatches to a generation and finds the endpoint in it.
@@ -210,6 +366,7 @@ fn resolve(
         service: service.id.clone(),
         generation: generation.id.clone(),
         endpoint: ep.id.clone(),
+        routing_key: service.routing_key.clone(),
         model: ep.model.clone(),
         defaults: ep.explanations,
     })
@@ -263,12 +420,4 @@ async fn run_scoring(
         ApiError::ScoringFailed(target.endpoint.to_string())
     })?;
     Ok((results.map_err(failed)?, timing))
-}
-
-fn respond(request_id: &RequestId, body: Value) -> Response {
-    let mut response = Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
 }

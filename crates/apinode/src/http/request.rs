@@ -5,8 +5,8 @@
 
 use axum::body::Body;
 use http_body_util::LengthLimitError;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -67,10 +67,12 @@ pub struct ExplanationsBody {
 }
 
 /// `dispatch`: a forced generation or a dispatch key.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
     forced_generation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_key: Option<String>,
 }
 

@@ -172,23 +172,6 @@ impl Preprocessor {
             .collect()
     }
 
-    /// Reads query-string features (`predict-simple`): every value is text.
-    ///
-    /// # Errors
-    /// [`InvalidFeature`] for a numeric feature whose text is not a number.
-    pub fn parse_text(
-        &self,
-        input: &HashMap<String, String>,
-    ) -> Result<Vec<RawValue>, InvalidFeature> {
-        self.features
-            .iter()
-            .map(|f| match input.get(&f.name) {
-                Some(s) => parse_value(&f.name, f.kind, &Value::String(s.clone())),
-                None => Ok(RawValue::Missing),
-            })
-            .collect()
-    }
-
     /// Encodes raw values (one per feature, in order) into `out`, which must
     /// have `width()` columns.
     ///

@@ -10,7 +10,7 @@ pub mod error;
 pub mod model;
 pub mod properties;
 
-pub use error::{Log4jError, Log4jErrors, Location};
+pub use error::{Location, Log4jError, Log4jErrors};
 pub use model::{Log4jConfig, Vars};
 
 /// One properties file: a label for messages (its path) and its text.
@@ -50,20 +50,39 @@ pub fn translate(sources: &[Source], vars: &Vars) -> Result<Log4jConfig, Log4jEr
 /// Orders errors as a reader meets them: by source, then line.
 fn sorted(mut errors: Vec<Log4jError>, sources: &[Source]) -> Log4jErrors {
     let rank = |e: &Log4jError| match &e.at {
-        Some(at) => (sources.iter().position(|s| *s.label == *at.file).unwrap_or(usize::MAX), at.line),
+        Some(at) => (
+            sources
+                .iter()
+                .position(|s| *s.label == *at.file)
+                .unwrap_or(usize::MAX),
+            at.line,
+        ),
         None => (usize::MAX, 0),
     };
     errors.sort_by_key(rank);
     Log4jErrors(errors)
 }
 
+/// A built configuration and the warnings of its translation.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The log4rs configuration, files open.
+    pub config: log4rs::Config,
+    /// Keys that were understood but ignored.
+    pub warnings: Vec<Log4jError>,
+}
+
 /// Translates and builds in one step.
 ///
 /// # Errors
 /// Every problem found, in translation or while opening files.
-pub fn load(sources: &[Source], vars: &Vars) -> Result<log4rs::Config, Log4jErrors> {
+pub fn load(sources: &[Source], vars: &Vars) -> Result<Loaded, Log4jErrors> {
     let model = translate(sources, vars)?;
-    build::build(&model).map_err(Log4jErrors)
+    let config = build::build(&model).map_err(Log4jErrors)?;
+    Ok(Loaded {
+        config,
+        warnings: model.warnings,
+    })
 }
 
 #[cfg(test)]
