@@ -27,58 +27,27 @@ fn object(v: Value) -> Map<String, Value> {
 fn cases() -> Vec<(&'static str, Model, Map<String, Value>)> {
     let kinds = "tests/fixtures/services/kinds/generations/v1";
     vec![
-        (
-            "linear",
-            load(&format!("{kinds}/linear.json")),
-            object(json!({"x": 14, "color": "blue"})),
-        ),
-        (
-            "logistic-binary",
-            load(&format!("{kinds}/logistic-binary.json")),
-            object(json!({"a": 4})),
-        ),
-        (
-            "logistic-multi",
-            load(&format!("{kinds}/logistic-multi.json")),
-            object(json!({"z": 0.5})),
-        ),
-        (
-            "decision-tree",
-            load(&format!("{kinds}/tree.json")),
-            object(json!({"f": 2, "g": "a"})),
-        ),
-        (
-            "random-forest",
-            load(&format!("{kinds}/forest-clf.json")),
-            object(json!({"h": 1})),
-        ),
-        (
-            "gradient-boosting",
-            load(&format!("{kinds}/gb-multi.json")),
-            object(json!({"h": 1})),
-        ),
+        ("linear", load(&format!("{kinds}/linear.json")), object(json!({"x": 14, "color": "blue"}))),
+        ("logistic-binary", load(&format!("{kinds}/logistic-binary.json")), object(json!({"a": 4}))),
+        ("logistic-multi", load(&format!("{kinds}/logistic-multi.json")), object(json!({"z": 0.5}))),
+        ("decision-tree", load(&format!("{kinds}/tree.json")), object(json!({"f": 2, "g": "a"}))),
+        ("random-forest", load(&format!("{kinds}/forest-clf.json")), object(json!({"h": 1}))),
+        ("gradient-boosting", load(&format!("{kinds}/gb-multi.json")), object(json!({"h": 1}))),
         (
             "churn-logistic",
             load("services/churn/generations/v1/model.json"),
-            object(
-                json!({"tenure_months": 4, "monthly_charges": 95.5, "plan": "basic", "support_calls": 5}),
-            ),
+            object(json!({"tenure_months": 4, "monthly_charges": 95.5, "plan": "basic", "support_calls": 5})),
         ),
         (
             "iris-forest",
             load("services/iris/generations/v1/model.json"),
-            object(
-                json!({"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}),
-            ),
+            object(json!({"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1})),
         ),
     ]
 }
 
 fn score_one(model: &Model, features: &Map<String, Value>) -> bool {
-    let raw = model
-        .preprocessor()
-        .parse(features)
-        .expect("valid features");
+    let raw = model.preprocessor().parse(features).expect("valid features");
     let x = model.encode(&raw).expect("scorable");
     model.predict(&x).is_ok()
 }
@@ -87,9 +56,7 @@ fn single_record(c: &mut Criterion) {
     let mut group = c.benchmark_group("score_one_record");
     group.throughput(Throughput::Elements(1));
     for (name, model, features) in cases() {
-        group.bench_function(name, |b| {
-            b.iter(|| score_one(&model, std::hint::black_box(&features)))
-        });
+        group.bench_function(name, |b| b.iter(|| score_one(&model, std::hint::black_box(&features))));
     }
     group.finish();
 }
@@ -108,23 +75,12 @@ fn batches(c: &mut Criterion) {
 
 fn explanations(c: &mut Criterion) {
     let model = load("services/churn/generations/v1/model.json");
-    let features = object(
-        json!({"tenure_months": 4, "monthly_charges": 95.5, "plan": "basic", "support_calls": 5}),
-    );
-    let raw = model
-        .preprocessor()
-        .parse(&features)
-        .expect("valid features");
+    let features = object(json!({"tenure_months": 4, "monthly_charges": 95.5, "plan": "basic", "support_calls": 5}));
+    let raw = model.preprocessor().parse(&features).expect("valid features");
     let mut group = c.benchmark_group("explain_churn");
-    for (label, method, steps) in [
-        ("ice", ExplanationMethod::Ice, 0),
-        ("shapley_100", ExplanationMethod::Shapley, 100),
-    ] {
-        let settings = ExplainSettings {
-            method,
-            n_explanations: 3,
-            n_monte_carlo_steps: steps,
-        };
+    for (label, method, steps) in [("ice", ExplanationMethod::Ice, 0), ("shapley_100", ExplanationMethod::Shapley, 100)]
+    {
+        let settings = ExplainSettings { method, n_explanations: 3, n_monte_carlo_steps: steps };
         group.bench_function(label, |b| b.iter(|| explain(&model, &raw, 1, &settings)));
     }
     group.finish();

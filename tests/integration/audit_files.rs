@@ -22,12 +22,9 @@ log4j.logger.dku.audit.generic= INFO, QUERIES_AUDIT_FILE
 fn record_ids(lines: &[String]) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
     for line in lines {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert_eq!(v["logger"], "dku.apinode.audit.queries", "{line}");
-        let id = v["message"]["requestId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no requestId: {line}"));
+        let id = v["message"]["requestId"].as_str().unwrap_or_else(|| panic!("no requestId: {line}"));
         *ids.entry(id.to_owned()).or_insert(0) += 1;
     }
     ids
@@ -38,10 +35,7 @@ fn record_ids(lines: &[String]) -> HashMap<String, usize> {
 /// A request that fails at the transport (node restarting) is retried under
 /// a new id. Returns the request ids of every record answered 200.
 async fn load(base: Arc<std::sync::RwLock<String>>, tasks: usize, per_task: usize) -> Vec<String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let mut handles = Vec::new();
     for t in 0..tasks {
         let client = client.clone();
@@ -54,25 +48,12 @@ async fn load(base: Arc<std::sync::RwLock<String>>, tasks: usize, per_task: usiz
                     let id = format!("t{t}-r{i}-a{attempt}");
                     let url = base.read().expect("lock").clone();
                     let (path, body) = if multi {
-                        let items: Vec<Value> =
-                            (0..3).map(|k| json!({"features": {"h": k}})).collect();
-                        (
-                            "/public/api/v1/kinds/gb-reg/predict-multi",
-                            json!({"items": items}),
-                        )
+                        let items: Vec<Value> = (0..3).map(|k| json!({"features": {"h": k}})).collect();
+                        ("/public/api/v1/kinds/gb-reg/predict-multi", json!({"items": items}))
                     } else {
-                        (
-                            "/public/api/v1/kinds/linear/predict",
-                            json!({"features": {"x": i, "color": "red"}}),
-                        )
+                        ("/public/api/v1/kinds/linear/predict", json!({"features": {"x": i, "color": "red"}}))
                     };
-                    match client
-                        .post(format!("{url}{path}"))
-                        .header("X-Request-Id", &id)
-                        .json(&body)
-                        .send()
-                        .await
-                    {
+                    match client.post(format!("{url}{path}")).header("X-Request-Id", &id).json(&body).send().await {
                         Ok(r) if r.status().is_success() => {
                             if multi {
                                 ok.extend((0..3).map(|k| format!("{id}-{k}")));
@@ -99,25 +80,11 @@ async fn load(base: Arc<std::sync::RwLock<String>>, tasks: usize, per_task: usiz
 #[track_caller]
 fn assert_exactly_once(scored: &[String], records: &HashMap<String, usize>) {
     let duplicates: Vec<_> = records.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        duplicates.is_empty(),
-        "records written twice: {duplicates:?}"
-    );
+    assert!(duplicates.is_empty(), "records written twice: {duplicates:?}");
     let scored: HashSet<&String> = scored.iter().collect();
-    let missing: Vec<_> = scored
-        .iter()
-        .filter(|id| !records.contains_key(id.as_str()))
-        .take(5)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "scored but not recorded (first 5): {missing:?}"
-    );
-    assert_eq!(
-        records.len(),
-        scored.len(),
-        "as many records as records scored"
-    );
+    let missing: Vec<_> = scored.iter().filter(|id| !records.contains_key(id.as_str())).take(5).collect();
+    assert!(missing.is_empty(), "scored but not recorded (first 5): {missing:?}");
+    assert_eq!(records.len(), scored.len(), "as many records as records scored");
 }
 
 #[tokio::test]
@@ -128,18 +95,8 @@ async fn the_seed_snippet_pasted_unchanged_gives_one_json_line_per_query() {
     let url = format!("{}/public/api/v1/kinds/linear/predict", node.base());
     let mut ids = Vec::new();
     for x in 0..5 {
-        let r = client
-            .post(&url)
-            .json(&json!({"features": {"x": x}}))
-            .send()
-            .await
-            .expect("predict");
-        ids.push(
-            r.headers()["x-request-id"]
-                .to_str()
-                .expect("ascii")
-                .to_owned(),
-        );
+        let r = client.post(&url).json(&json!({"features": {"x": x}})).send().await.expect("predict");
+        ids.push(r.headers()["x-request-id"].to_str().expect("ascii").to_owned());
     }
     node.stop();
     let lines = node.audit_lines("queries.log");
@@ -154,18 +111,14 @@ async fn the_seed_snippet_pasted_unchanged_gives_one_json_line_per_query() {
 
 #[tokio::test]
 async fn concurrent_load_across_many_rolls_records_every_query_exactly_once() {
-    let overrides = "log4j.appender.QUERIES_AUDIT_FILE.MaxFileSize=16KB\nlog4j.appender.QUERIES_AUDIT_FILE.MaxBackupIndex=100000\n";
+    let overrides =
+        "log4j.appender.QUERIES_AUDIT_FILE.MaxFileSize=16KB\nlog4j.appender.QUERIES_AUDIT_FILE.MaxBackupIndex=100000\n";
     let node = DssNode::new(Some(overrides));
     node.start();
     let scored = load(Arc::new(std::sync::RwLock::new(node.base())), 8, 120).await;
     node.stop();
-    let files = std::fs::read_dir(node.dir.path().join("run/audit"))
-        .expect("dir")
-        .count();
-    assert!(
-        files > 30,
-        "the load should roll the query log many times, saw {files} files"
-    );
+    let files = std::fs::read_dir(node.dir.path().join("run/audit")).expect("dir").count();
+    assert!(files > 30, "the load should roll the query log many times, saw {files} files");
     assert_eq!(scored.len(), 8 * 60 + 8 * 60 * 3);
     assert_exactly_once(&scored, &record_ids(&node.audit_lines("queries.log")));
     // The backups follow log4j's names: queries.log.1 is the newest.
@@ -174,7 +127,8 @@ async fn concurrent_load_across_many_rolls_records_every_query_exactly_once() {
 
 #[tokio::test]
 async fn a_restart_in_the_middle_of_load_loses_no_query() {
-    let overrides = "log4j.appender.QUERIES_AUDIT_FILE.MaxFileSize=64KB\nlog4j.appender.QUERIES_AUDIT_FILE.MaxBackupIndex=100000\n";
+    let overrides =
+        "log4j.appender.QUERIES_AUDIT_FILE.MaxFileSize=64KB\nlog4j.appender.QUERIES_AUDIT_FILE.MaxBackupIndex=100000\n";
     let node = Arc::new(DssNode::new(Some(overrides)));
     node.start();
     let base = Arc::new(std::sync::RwLock::new(node.base()));
@@ -189,13 +143,8 @@ async fn a_restart_in_the_middle_of_load_loses_no_query() {
     let scored = load(base, 6, 150).await;
     restarter.await.expect("restart task");
     node.stop();
-    let log =
-        std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
-    assert_eq!(
-        log.matches("SIGTERM received").count(),
-        2,
-        "one restart and one stop"
-    );
+    let log = std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
+    assert_eq!(log.matches("SIGTERM received").count(), 2, "one restart and one stop");
     assert_exactly_once(&scored, &record_ids(&node.audit_lines("queries.log")));
 }
 
@@ -205,13 +154,8 @@ async fn reopenlogs_starts_a_new_file_after_an_external_rotation() {
     node.start();
     let client = reqwest::Client::new();
     let url = format!("{}/public/api/v1/kinds/linear/predict", node.base());
-    let send = |id: &'static str| {
-        client
-            .post(&url)
-            .header("X-Request-Id", id)
-            .json(&json!({"features": {"x": 1}}))
-            .send()
-    };
+    let send =
+        |id: &'static str| client.post(&url).header("X-Request-Id", id).json(&json!({"features": {"x": 1}})).send();
     send("before").await.expect("predict");
     // Wait until the writer has flushed the record, as logrotate would find it.
     let queries = node.audit_file("queries.log");
@@ -242,16 +186,8 @@ fn invalid_properties_refuse_to_start_naming_every_problem() {
     assert!(!out.status.success(), "{}", text(&out));
     let output = text(&out);
     let f = "resources/logging/dku-log4j.properties";
-    assert!(
-        output.contains(&format!(
-            "{f}:1: log4j.logger.dku.apinode.audit.queries: bad level \"LOUD\""
-        )),
-        "{output}"
-    );
-    assert!(
-        output.contains(&format!("{f}:2: log4j.appender.X: unknown appender class")),
-        "{output}"
-    );
+    assert!(output.contains(&format!("{f}:1: log4j.logger.dku.apinode.audit.queries: bad level \"LOUD\"")), "{output}");
+    assert!(output.contains(&format!("{f}:2: log4j.appender.X: unknown appender class")), "{output}");
     assert_eq!(node.dss("status").status.code(), Some(3));
 }
 
@@ -262,39 +198,15 @@ async fn auth_failures_failures_and_calls_are_recorded_without_secrets() {
     let client = reqwest::Client::new();
     let url = format!("{}/public/api/v1/secured/score/predict", node.base());
     let body = json!({"features": {"x": 1}});
-    client
-        .post(&url)
-        .bearer_auth("not-the-key-SECRET")
-        .json(&body)
-        .send()
-        .await
-        .expect("wrong key");
-    client
-        .post(&url)
-        .bearer_auth("secret-key-1")
-        .json(&body)
-        .send()
-        .await
-        .expect("right key");
-    client
-        .post(&url)
-        .bearer_auth("secret-key-1")
-        .body("{oops")
-        .send()
-        .await
-        .expect("bad body");
+    client.post(&url).bearer_auth("not-the-key-SECRET").json(&body).send().await.expect("wrong key");
+    client.post(&url).bearer_auth("secret-key-1").json(&body).send().await.expect("right key");
+    client.post(&url).bearer_auth("secret-key-1").body("{oops").send().await.expect("bad body");
     node.stop();
-    let auth: Vec<Value> = node
-        .audit_lines("auth.log")
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let auth: Vec<Value> =
+        node.audit_lines("auth.log").iter().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     assert_eq!(auth.len(), 1, "{auth:?}");
     let record = &auth[0]["message"];
-    assert_eq!(
-        (record["msgType"].as_str(), record["reason"].as_str()),
-        (Some("authfail"), Some("UNKNOWN_KEY"))
-    );
+    assert_eq!((record["msgType"].as_str(), record["reason"].as_str()), (Some("authfail"), Some("UNKNOWN_KEY")));
     assert_eq!(record["path"], "/public/api/v1/secured/score/predict");
     let calls: Vec<Value> = node
         .audit_lines("allcalls.log")
@@ -302,10 +214,7 @@ async fn auth_failures_failures_and_calls_are_recorded_without_secrets() {
         .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
         .filter(|c| c["message"]["path"] != "/isAlive/") // bin/dss's start probe
         .collect();
-    let statuses: Vec<u64> = calls
-        .iter()
-        .map(|c| c["message"]["status"].as_u64().expect("status"))
-        .collect();
+    let statuses: Vec<u64> = calls.iter().map(|c| c["message"]["status"].as_u64().expect("status")).collect();
     assert_eq!(statuses, [401, 200, 400]);
     assert_eq!(calls[1]["message"]["keyId"], "k1");
     let failures = node.audit_lines("failures.log");
@@ -315,22 +224,49 @@ async fn auth_failures_failures_and_calls_are_recorded_without_secrets() {
     assert_eq!(failure["message"]["auth"]["label"], "partner-a");
     let queries = node.audit_lines("queries.log");
     assert_eq!(queries.len(), 1);
-    assert!(
-        queries[0].contains("\"auth\":{\"keyId\":\"k1\",\"label\":\"partner-a\"}"),
-        "{}",
-        queries[0]
-    );
+    assert!(queries[0].contains("\"auth\":{\"keyId\":\"k1\",\"label\":\"partner-a\"}"), "{}", queries[0]);
     for file in ["auth.log", "allcalls.log", "failures.log", "queries.log"] {
         for line in node.audit_lines(file) {
-            assert!(
-                !line.contains("SECRET") && !line.contains("secret-key-1"),
-                "a secret leaked into {file}: {line}"
-            );
+            assert!(!line.contains("SECRET") && !line.contains("secret-key-1"), "a secret leaked into {file}: {line}");
         }
     }
-    let main =
-        std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
+    let main = std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
     assert!(!main.contains("secret-key-1") && !main.contains("SECRET"));
+}
+
+#[tokio::test]
+async fn a_log4rs_yaml_file_replaces_the_properties() {
+    let node = DssNode::new(None);
+    let yaml = r#"
+appenders:
+  main:
+    kind: log4j_file
+    path: "${DIP_HOME}/run/apimain.log"
+  queries:
+    kind: log4j_daily_rolling_file
+    path: "${DIP_HOME}/run/yaml-queries.log"
+    date_pattern: "'.'yyyy-MM-dd"
+    encoder:
+      kind: json_audit
+root:
+  level: info
+  appenders: [main]
+loggers:
+  dku.apinode.audit.queries:
+    appenders: [queries]
+    additive: false
+"#;
+    std::fs::create_dir_all(node.dir.path().join("resources/logging")).expect("mkdir");
+    std::fs::write(node.dir.path().join("resources/logging/dku-log4rs.yaml"), yaml).expect("write");
+    node.start();
+    let url = format!("{}/public/api/v1/kinds/linear/predict", node.base());
+    let r = reqwest::Client::new().post(url).json(&json!({"features": {"x": 1}})).send().await.expect("predict");
+    let id = r.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    node.stop();
+    let text = std::fs::read_to_string(node.dir.path().join("run/yaml-queries.log")).expect("YAML's file");
+    let v: Value = serde_json::from_str(text.trim()).expect("json_audit layout");
+    assert_eq!(v["message"]["requestId"], id.as_str());
+    assert!(!node.audit_file("queries.log").exists(), "the properties are not used");
 }
 
 /// The README's recipes, as printed there.
@@ -343,24 +279,14 @@ mod readme {
 log4j.appender.QUERIES_AUDIT_FILE=org.apache.log4j.DailyRollingFileAppender
 log4j.appender.QUERIES_AUDIT_FILE.DatePattern='.'yyyy-MM-dd
 ";
-    pub const ALL_CALLS: &str =
-        "log4j.logger.dku.apinode.audit.allcalls=INFO, ALLCALLS_AUDIT_FILE\n";
-    pub const JSON_LAYOUT: &str =
-        "log4j.appender.QUERIES_AUDIT_FILE.layout=com.dataiku.dip.logging.JSONAuditLayout\n";
+    pub const ALL_CALLS: &str = "log4j.logger.dku.apinode.audit.allcalls=INFO, ALLCALLS_AUDIT_FILE\n";
+    pub const JSON_LAYOUT: &str = "log4j.appender.QUERIES_AUDIT_FILE.layout=com.dataiku.dip.logging.JSONAuditLayout\n";
 
     async fn one_query(node: &DssNode) -> String {
         node.start();
         let url = format!("{}/public/api/v1/kinds/linear/predict", node.base());
-        let r = reqwest::Client::new()
-            .post(url)
-            .json(&json!({"features": {"x": 1}}))
-            .send()
-            .await
-            .expect("predict");
-        let id = r.headers()["x-request-id"]
-            .to_str()
-            .expect("ascii")
-            .to_owned();
+        let r = reqwest::Client::new().post(url).json(&json!({"features": {"x": 1}})).send().await.expect("predict");
+        let id = r.headers()["x-request-id"].to_str().expect("ascii").to_owned();
         node.stop();
         id
     }
@@ -370,8 +296,7 @@ log4j.appender.QUERIES_AUDIT_FILE.DatePattern='.'yyyy-MM-dd
         let node = DssNode::new(Some(OTHER_FILE));
         let id = one_query(&node).await;
         let text =
-            std::fs::read_to_string(node.dir.path().join("run/queries-elsewhere/queries.log"))
-                .expect("moved file");
+            std::fs::read_to_string(node.dir.path().join("run/queries-elsewhere/queries.log")).expect("moved file");
         assert!(text.contains(&id));
         assert!(!node.audit_file("queries.log").exists());
     }
@@ -383,15 +308,8 @@ log4j.appender.QUERIES_AUDIT_FILE.DatePattern='.'yyyy-MM-dd
         let lines = node.audit_lines("queries.log");
         assert_eq!(record_ids(&lines).keys().collect::<Vec<_>>(), [&id]);
         let v: Value = serde_json::from_str(&lines[0]).expect("JSON layout");
-        assert!(
-            v["timestamp"].as_str().is_some_and(|t| t.contains('T')),
-            "{v}"
-        );
-        let main =
-            std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
-        assert!(
-            main.contains("ignored: MaxFileSize does not apply to DailyRollingFileAppender"),
-            "{main}"
-        );
+        assert!(v["timestamp"].as_str().is_some_and(|t| t.contains('T')), "{v}");
+        let main = std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("runtime log");
+        assert!(main.contains("ignored: MaxFileSize does not apply to DailyRollingFileAppender"), "{main}");
     }
 }

@@ -11,35 +11,19 @@ async fn start_status_predict_stop_cycle() {
     let dir = data_dir();
     let data = dir.path();
     std::fs::create_dir_all(data.join("config")).expect("mkdir");
-    std::fs::write(
-        data.join("config/server.json"),
-        r#"{"port": 0, "bindAddress": "127.0.0.1"}"#,
-    )
-    .expect("write");
+    std::fs::write(data.join("config/server.json"), r#"{"port": 0, "bindAddress": "127.0.0.1"}"#).expect("write");
 
     let status = dss(data, "status");
-    assert_eq!(
-        status.status.code(),
-        Some(3),
-        "stopped before start: {}",
-        text(&status)
-    );
+    assert_eq!(status.status.code(), Some(3), "stopped before start: {}", text(&status));
 
     let start = dss(data, "start");
     assert!(start.status.success(), "start failed: {}", text(&start));
     let status = dss(data, "status");
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     let port = std::fs::read_to_string(data.join("run/apinode.port")).expect("port file");
-    assert!(
-        text(&status).contains("running") && text(&status).contains(port.trim()),
-        "{}",
-        text(&status)
-    );
+    assert!(text(&status).contains("running") && text(&status).contains(port.trim()), "{}", text(&status));
 
-    let url = format!(
-        "http://127.0.0.1:{}/public/api/v1/kinds/linear/predict",
-        port.trim()
-    );
+    let url = format!("http://127.0.0.1:{}/public/api/v1/kinds/linear/predict", port.trim());
     let answer: serde_json::Value = reqwest::Client::new()
         .post(url)
         .json(&serde_json::json!({"features": {"x": 14, "color": "blue"}}))
@@ -52,29 +36,16 @@ async fn start_status_predict_stop_cycle() {
     assert_eq!(answer["result"]["prediction"], 5.0);
 
     let again = dss(data, "start");
-    assert!(
-        again.status.success() && text(&again).contains("already running"),
-        "{}",
-        text(&again)
-    );
+    assert!(again.status.success() && text(&again).contains("already running"), "{}", text(&again));
 
     let stop = dss(data, "stop");
     assert!(stop.status.success(), "stop failed: {}", text(&stop));
     let status = dss(data, "status");
     assert_eq!(status.status.code(), Some(3), "{}", text(&status));
-    assert!(
-        !data.join("run/apinode.pid").exists(),
-        "the pid file is removed"
-    );
+    assert!(!data.join("run/apinode.pid").exists(), "the pid file is removed");
     let log = std::fs::read_to_string(data.join("run/apimain.log")).expect("runtime log");
-    assert!(
-        log.contains("SIGTERM received") && log.contains("Stopped serving"),
-        "{log}"
-    );
-    assert!(
-        log.contains("Service broken could not start"),
-        "bad services are reported in the log"
-    );
+    assert!(log.contains("SIGTERM received") && log.contains("Stopped serving"), "{log}");
+    assert!(log.contains("Service broken could not start"), "bad services are reported in the log");
 }
 
 #[test]
@@ -82,17 +53,9 @@ fn start_fails_with_the_log_when_the_configuration_is_invalid() {
     let dir = data_dir();
     let data = dir.path();
     std::fs::create_dir_all(data.join("config")).expect("mkdir");
-    std::fs::write(
-        data.join("config/server.json"),
-        r#"{"port": "twelve thousand"}"#,
-    )
-    .expect("write");
+    std::fs::write(data.join("config/server.json"), r#"{"port": "twelve thousand"}"#).expect("write");
     let start = dss(data, "start");
     assert!(!start.status.success(), "{}", text(&start));
-    assert!(
-        text(&start).contains("port: must be an integer"),
-        "{}",
-        text(&start)
-    );
+    assert!(text(&start).contains("port: must be an integer"), "{}", text(&start));
     assert_eq!(dss(data, "status").status.code(), Some(3));
 }

@@ -10,13 +10,8 @@ use crate::common::data_dir;
 fn a_bad_service_reports_every_problem_with_file_and_field() {
     let dir = data_dir();
     let registry = Registry::load(dir.path());
-    let broken = registry
-        .get("broken")
-        .expect("the broken service is listed");
-    let reason = broken
-        .start_aborted_reason
-        .clone()
-        .expect("it did not start");
+    let broken = registry.get("broken").expect("the broken service is listed");
+    let reason = broken.start_aborted_reason.clone().expect("it did not start");
     for needle in [
         "services/broken/service.json: routingKey: \"../up\" must be",
         "mapping.entries[1].generation: no generation v9 under services/broken/generations",
@@ -40,18 +35,10 @@ fn folders_that_are_not_service_ids_are_skipped_and_missing_files_reported() {
     std::fs::create_dir_all(dir.path().join("services/has space")).expect("mkdir");
     std::fs::create_dir_all(dir.path().join("services/empty")).expect("mkdir");
     let registry = Registry::load(dir.path());
-    assert!(
-        registry
-            .snapshot()
-            .keys()
-            .all(|k| k.as_str() != "has space")
-    );
+    assert!(registry.snapshot().keys().all(|k| k.as_str() != "has space"));
     let empty = registry.get("empty").expect("listed");
     let reason = empty.start_aborted_reason.clone().expect("no service.json");
-    assert!(
-        reason.contains("services/empty/service.json: cannot read"),
-        "{reason}"
-    );
+    assert!(reason.contains("services/empty/service.json: cannot read"), "{reason}");
 }
 
 /// The services shipped in the repository's `services/` load and answer
@@ -65,67 +52,45 @@ async fn the_shipped_sample_services_answer() {
 
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let registry = Registry::load(repo);
-    let kinds: Vec<_> = registry
-        .snapshot()
-        .keys()
-        .map(ToString::to_string)
-        .collect();
+    let kinds: Vec<_> = registry.snapshot().keys().map(ToString::to_string).collect();
     assert_eq!(kinds, ["churn", "house-prices", "iris"]);
     for (id, service) in registry.snapshot().iter() {
         assert_eq!(service.start_aborted_reason, None, "{id}");
-        assert!(
-            service.enabled && service.mapping.is_active(),
-            "{id} is enabled and mapped"
-        );
+        assert!(service.enabled && service.mapping.is_active(), "{id} is enabled and mapped");
     }
     let node = Arc::new(Node::load(repo, Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = RunningNode::spawn(listener, node).expect("spawn");
     let client = reqwest::Client::new();
     let ask = |path: &str, body: serde_json::Value| {
         let url = format!("http://{}/public/api/v1/{path}/predict", running.addr);
         let request = client.post(url).json(&body);
-        async move {
-            request
-                .send()
-                .await
-                .expect("send")
-                .json::<serde_json::Value>()
-                .await
-                .expect("json")
-        }
+        async move { request.send().await.expect("send").json::<serde_json::Value>().await.expect("json") }
     };
-    let risky = ask(
-        "churn/score",
-        json!({"features": {"tenure_months": 2, "monthly_charges": 110, "support_calls": 6}}),
-    )
-    .await;
-    let loyal = ask(
-        "churn/score",
-        json!({"features": {"tenure_months": 70, "monthly_charges": 30, "plan": "enterprise"}}),
-    )
-    .await;
+    let risky =
+        ask("churn/score", json!({"features": {"tenure_months": 2, "monthly_charges": 110, "support_calls": 6}})).await;
+    let loyal =
+        ask("churn/score", json!({"features": {"tenure_months": 70, "monthly_charges": 30, "plan": "enterprise"}}))
+            .await;
     assert_eq!(risky["result"]["prediction"], "churn", "{risky}");
     assert_eq!(loyal["result"]["prediction"], "stay", "{loyal}");
-    assert!(
-        risky["result"]["probaPercentile"].as_u64() > loyal["result"]["probaPercentile"].as_u64()
-    );
-    let setosa = ask("iris/species", json!({"features": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}})).await;
-    let virginica = ask("iris/species", json!({"features": {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}})).await;
+    assert!(risky["result"]["probaPercentile"].as_u64() > loyal["result"]["probaPercentile"].as_u64());
+    let setosa = ask(
+        "iris/species",
+        json!({"features": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}),
+    )
+    .await;
+    let virginica = ask(
+        "iris/species",
+        json!({"features": {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}}),
+    )
+    .await;
     assert_eq!(setosa["result"]["prediction"], "setosa");
     assert_eq!(virginica["result"]["prediction"], "virginica");
-    let small = ask(
-        "house-prices/estimate",
-        json!({"features": {"surface_m2": 30, "rooms": 1, "city": "marseille"}}),
-    )
-    .await;
-    let large = ask(
-        "house-prices/estimate",
-        json!({"features": {"surface_m2": 120, "rooms": 5, "city": "paris"}}),
-    )
-    .await;
+    let small =
+        ask("house-prices/estimate", json!({"features": {"surface_m2": 30, "rooms": 1, "city": "marseille"}})).await;
+    let large =
+        ask("house-prices/estimate", json!({"features": {"surface_m2": 120, "rooms": 5, "city": "paris"}})).await;
     let (s, l) = (
         small["result"]["prediction"].as_f64().expect("number"),
         large["result"]["prediction"].as_f64().expect("number"),

@@ -52,10 +52,7 @@ struct AuthRef<'a> {
 
 impl<'a> From<&'a Caller> for AuthRef<'a> {
     fn from(c: &'a Caller) -> Self {
-        AuthRef {
-            key_id: &c.key_id,
-            label: c.label.as_deref(),
-        }
+        AuthRef { key_id: &c.key_id, label: c.label.as_deref() }
     }
 }
 

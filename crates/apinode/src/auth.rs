@@ -32,10 +32,7 @@ pub struct Caller {
 
 impl From<&UserKey> for Caller {
     fn from(k: &UserKey) -> Self {
-        Caller {
-            key_id: k.id.clone(),
-            label: k.label.clone(),
-        }
+        Caller { key_id: k.id.clone(), label: k.label.clone() }
     }
 }
 
@@ -85,10 +82,7 @@ impl UserAuth {
     pub fn from_file(file: &AuthFile, problems: &mut Vec<(String, String)>) -> UserAuth {
         if file.method == AuthMethod::Public {
             if !file.keys.is_empty() {
-                problems.push((
-                    "auth.keys".into(),
-                    "keys are only used with method API_KEYS".into(),
-                ));
+                problems.push(("auth.keys".into(), "keys are only used with method API_KEYS".into()));
             }
             return UserAuth::Public;
         }
@@ -96,15 +90,8 @@ impl UserAuth {
         for (i, k) in file.keys.iter().enumerate() {
             let mut digest = [0u8; 32];
             match hex::decode_to_slice(&k.sha256, &mut digest) {
-                Ok(()) => keys.push(UserKey {
-                    id: k.id.clone(),
-                    label: k.label.clone(),
-                    digest,
-                }),
-                Err(_) => problems.push((
-                    format!("auth.keys[{i}].sha256"),
-                    "must be 64 hex digits".into(),
-                )),
+                Ok(()) => keys.push(UserKey { id: k.id.clone(), label: k.label.clone(), digest }),
+                Err(_) => problems.push((format!("auth.keys[{i}].sha256"), "must be 64 hex digits".into())),
             }
         }
         UserAuth::ApiKeys(keys)
@@ -137,12 +124,9 @@ fn secret_from_header(value: &[u8]) -> Result<String, AuthFailure> {
     let (scheme, rest) = text.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
     let rest = rest.trim();
     let secret = if scheme.eq_ignore_ascii_case("basic") {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .map_err(|_| AuthFailure::Malformed)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| AuthFailure::Malformed)?;
         let pair = String::from_utf8(bytes).map_err(|_| AuthFailure::Malformed)?;
-        pair.split_once(':')
-            .map_or(pair.clone(), |(user, _)| user.to_owned())
+        pair.split_once(':').map_or(pair.clone(), |(user, _)| user.to_owned())
     } else if scheme.eq_ignore_ascii_case("bearer") {
         rest.to_owned()
     } else {
@@ -162,11 +146,7 @@ mod tests {
     fn service_with_key(secret: &str) -> UserAuth {
         let file = AuthFile {
             method: AuthMethod::ApiKeys,
-            keys: vec![UserKeyFile {
-                id: "k1".into(),
-                label: Some("partner-a".into()),
-                sha256: hash_secret(secret),
-            }],
+            keys: vec![UserKeyFile { id: "k1".into(), label: Some("partner-a".into()), sha256: hash_secret(secret) }],
         };
         let mut problems = Vec::new();
         let auth = UserAuth::from_file(&file, &mut problems);
@@ -177,16 +157,8 @@ mod tests {
     #[test]
     fn accepts_basic_and_bearer() {
         let auth = service_with_key("s3cret");
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("s3cret:")
-        );
-        assert_eq!(
-            auth.check(Some(basic.as_bytes()))
-                .expect("ok")
-                .map(|k| k.id.as_str()),
-            Some("k1")
-        );
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("s3cret:"));
+        assert_eq!(auth.check(Some(basic.as_bytes())).expect("ok").map(|k| k.id.as_str()), Some("k1"));
         assert!(auth.check(Some(b"Bearer s3cret")).expect("ok").is_some());
     }
 
@@ -194,18 +166,9 @@ mod tests {
     fn refuses_missing_malformed_and_wrong_keys() {
         let auth = service_with_key("s3cret");
         assert_eq!(auth.check(None).unwrap_err(), AuthFailure::MissingKey);
-        assert_eq!(
-            auth.check(Some(b"Token abc")).unwrap_err(),
-            AuthFailure::Malformed
-        );
-        assert_eq!(
-            auth.check(Some(b"Basic %%%")).unwrap_err(),
-            AuthFailure::Malformed
-        );
-        assert_eq!(
-            auth.check(Some(b"Bearer wrong")).unwrap_err(),
-            AuthFailure::UnknownKey
-        );
+        assert_eq!(auth.check(Some(b"Token abc")).unwrap_err(), AuthFailure::Malformed);
+        assert_eq!(auth.check(Some(b"Basic %%%")).unwrap_err(), AuthFailure::Malformed);
+        assert_eq!(auth.check(Some(b"Bearer wrong")).unwrap_err(), AuthFailure::UnknownKey);
         assert!(UserAuth::Public.check(None).expect("public").is_none());
     }
 }

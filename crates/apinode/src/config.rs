@@ -115,24 +115,15 @@ impl ServerConfig {
             match key.as_str() {
                 "port" => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
                     Some(p) => config.port = p,
-                    None => problems.push(
-                        format!("{file}: port"),
-                        "must be an integer from 0 to 65535",
-                    ),
+                    None => problems.push(format!("{file}: port"), "must be an integer from 0 to 65535"),
                 },
                 "bindAddress" => match value.as_str().and_then(|s| s.parse().ok()) {
                     Some(a) => config.bind = a,
-                    None => problems.push(
-                        format!("{file}: bindAddress"),
-                        "must be an IP address such as 127.0.0.1",
-                    ),
+                    None => problems.push(format!("{file}: bindAddress"), "must be an IP address such as 127.0.0.1"),
                 },
                 "maxBodyBytes" => match value.as_u64().filter(|n| *n >= 1024) {
                     Some(n) => config.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX),
-                    None => problems.push(
-                        format!("{file}: maxBodyBytes"),
-                        "must be an integer of at least 1024",
-                    ),
+                    None => problems.push(format!("{file}: maxBodyBytes"), "must be an integer of at least 1024"),
                 },
                 "nodeId" => match value.as_str().filter(|s| !s.trim().is_empty()) {
                     Some(id) => config.node_id = id.trim().to_owned(),
@@ -165,40 +156,19 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn priority_is_flag_then_env_then_file_then_default() {
         let none = HashMap::new();
-        assert_eq!(
-            ServerConfig::validate(None, &none, Overrides::default())
-                .expect("ok")
-                .port,
-            DEFAULT_PORT
-        );
+        assert_eq!(ServerConfig::validate(None, &none, Overrides::default()).expect("ok").port, DEFAULT_PORT);
         let file = Some(r#"{"port": 13000}"#);
-        assert_eq!(
-            ServerConfig::validate(file, &none, Overrides::default())
-                .expect("ok")
-                .port,
-            13000
-        );
+        assert_eq!(ServerConfig::validate(file, &none, Overrides::default()).expect("ok").port, 13000);
         let e = env(&[("DKU_APINODE_PORT", "14000")]);
-        assert_eq!(
-            ServerConfig::validate(file, &e, Overrides::default())
-                .expect("ok")
-                .port,
-            14000
-        );
+        assert_eq!(ServerConfig::validate(file, &e, Overrides::default()).expect("ok").port, 14000);
         let flag = Overrides { port: Some(15000) };
-        assert_eq!(
-            ServerConfig::validate(file, &e, flag).expect("ok").port,
-            15000
-        );
+        assert_eq!(ServerConfig::validate(file, &e, flag).expect("ok").port, 15000);
     }
 
     #[test]
@@ -208,28 +178,16 @@ mod tests {
         let problems = ServerConfig::validate(Some(text), &e, Overrides::default()).unwrap_err();
         let text = problems.to_string();
         assert_eq!(problems.items().len(), 4, "{text}");
-        for needle in [
-            "server.json: port",
-            "maxBodyBytes",
-            "bindAddress",
-            "DKU_APINODE_PORT",
-        ] {
+        for needle in ["server.json: port", "maxBodyBytes", "bindAddress", "DKU_APINODE_PORT"] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }
 
     #[test]
     fn keys_of_later_versions_are_kept_as_unused() {
-        let c = ServerConfig::validate(
-            Some(r#"{"auditLog": {}}"#),
-            &HashMap::new(),
-            Overrides::default(),
-        )
-        .expect("ok");
+        let c = ServerConfig::validate(Some(r#"{"auditLog": {}}"#), &HashMap::new(), Overrides::default()).expect("ok");
         assert_eq!(c.unused_keys, ["auditLog"]);
-        assert!(
-            ServerConfig::validate(Some("[1]"), &HashMap::new(), Overrides::default()).is_err()
-        );
+        assert!(ServerConfig::validate(Some("[1]"), &HashMap::new(), Overrides::default()).is_err());
         assert!(ServerConfig::validate(Some("{"), &HashMap::new(), Overrides::default()).is_err());
     }
 }

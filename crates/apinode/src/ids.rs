@@ -23,11 +23,7 @@ pub struct IdError {
 /// Checks `value` against the common rule: 1..=max characters of
 /// `[A-Za-z0-9_-]` plus `extra`, not starting with `.`.
 fn check(kind: &'static str, value: &str, max: usize, extra: &[char]) -> Result<(), IdError> {
-    let err = |rule| IdError {
-        kind,
-        value: value.chars().take(80).collect(),
-        rule,
-    };
+    let err = |rule| IdError { kind, value: value.chars().take(80).collect(), rule };
     if value.is_empty() {
         return Err(err("must not be empty"));
     }
@@ -37,13 +33,9 @@ fn check(kind: &'static str, value: &str, max: usize, extra: &[char]) -> Result<
     if value.starts_with('.') {
         return Err(err("must not start with '.'"));
     }
-    let ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra.contains(&c));
+    let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra.contains(&c));
     if !ok {
-        return Err(err(
-            "may only contain letters, digits, '_', '-' (and '.' for generations)",
-        ));
+        return Err(err("may only contain letters, digits, '_', '-' (and '.' for generations)"));
     }
     Ok(())
 }
@@ -120,9 +112,7 @@ impl RequestId {
     pub fn from_client(value: &str) -> Option<Self> {
         let ok = !value.is_empty()
             && value.len() <= 128
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
         ok.then(|| Self(value.to_owned()))
     }
 

@@ -1,10 +1,11 @@
 //! Starting the process's logging: `bin/log4j.properties` (the copy in the
 //! data directory, or the built-in one when the data directory has none),
 //! overridden key by key by `resources/logging/dku-log4j.properties`, is
-//! translated to log4rs and installed behind the asynchronous writer. The
-//! node refuses to start on an invalid file, with every problem named. A
-//! panic hook sends panics to the same log. This module only starts logging;
-//! translation and writing live in the `audit` crate.
+//! translated to log4rs and installed behind the asynchronous writer. When
+//! `resources/logging/dku-log4rs.yaml` exists, that log4rs file is used
+//! instead of the properties. The node refuses to start on an invalid file,
+//! with every problem named. A panic hook sends panics to the same log. This
+//! module only starts logging; translation and writing live in `audit`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +21,8 @@ pub const BUILT_IN_BASE: &str = include_str!("../../../bin/log4j.properties");
 pub const BASE_FILE: &str = "bin/log4j.properties";
 /// The administrator's overrides.
 pub const OVERRIDES_FILE: &str = "resources/logging/dku-log4j.properties";
+/// A log4rs YAML configuration that replaces the properties files.
+pub const YAML_FILE: &str = "resources/logging/dku-log4rs.yaml";
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +51,13 @@ pub fn sources(data_dir: &Path) -> Result<Vec<Source>, LoggingError> {
     let read = |relative: &str| -> Result<Option<Source>, LoggingError> {
         let path = data_dir.join(relative);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(Source {
-                label: relative.to_owned(),
-                text,
-            })),
+            Ok(text) => Ok(Some(Source { label: relative.to_owned(), text })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LoggingError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
+            Err(source) => Err(LoggingError::Read { path: path.display().to_string(), source }),
         }
     };
-    let base = read(BASE_FILE)?.unwrap_or_else(|| Source {
-        label: format!("{BASE_FILE} (built in)"),
-        text: BUILT_IN_BASE.to_owned(),
-    });
+    let base = read(BASE_FILE)?
+        .unwrap_or_else(|| Source { label: format!("{BASE_FILE} (built in)"), text: BUILT_IN_BASE.to_owned() });
     Ok(std::iter::once(base).chain(read(OVERRIDES_FILE)?).collect())
 }
 
@@ -72,12 +67,18 @@ pub fn sources(data_dir: &Path) -> Result<Vec<Source>, LoggingError> {
 /// # Errors
 /// [`LoggingError`] naming every problem.
 pub fn init(data_dir: &Path, env: &HashMap<String, String>) -> Result<LoggingGuard, LoggingError> {
-    let vars = Vars {
-        data_dir: data_dir.display().to_string(),
-        env: env.clone(),
-    };
-    let loaded = audit::log4j::load(&sources(data_dir)?, &vars).map_err(LoggingError::Invalid)?;
+    let vars = Vars { data_dir: data_dir.display().to_string(), env: env.clone() };
+    let yaml_path = data_dir.join(YAML_FILE);
+    let loaded = match std::fs::read_to_string(&yaml_path) {
+        Ok(text) => audit::log4j::yaml::load(YAML_FILE, &text, &vars),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => audit::log4j::load(&sources(data_dir)?, &vars),
+        Err(source) => return Err(LoggingError::Read { path: yaml_path.display().to_string(), source }),
+    }
+    .map_err(LoggingError::Invalid)?;
     let guard = audit::writer::install(loaded.config)?;
+    if yaml_path.exists() {
+        log::info!("Logging configured from {YAML_FILE} (the log4j properties files are not used)");
+    }
     for warning in loaded.warnings {
         log::warn!("Logging configuration: {warning}");
     }

@@ -56,11 +56,7 @@ impl Node {
     /// Loads the registry of `data_dir` with settings `config`.
     pub fn load(data_dir: &Path, config: ServerConfig) -> Node {
         let registry = Registry::load(data_dir);
-        Node {
-            data_dir: data_dir.to_path_buf(),
-            config,
-            registry,
-        }
+        Node { data_dir: data_dir.to_path_buf(), config, registry }
     }
 }
 
@@ -81,11 +77,7 @@ impl RunningNode {
         let task = tokio::spawn(crate::http::serve(listener, node, async {
             let _ = rx.await;
         }));
-        Ok(RunningNode {
-            addr,
-            stop: Some(tx),
-            task,
-        })
+        Ok(RunningNode { addr, stop: Some(tx), task })
     }
 
     /// Stops gracefully and waits for the server to finish.
@@ -106,39 +98,23 @@ impl RunningNode {
 ///
 /// # Errors
 /// [`StartError`] when the node cannot start or its listener fails.
-pub async fn run(
-    data_dir: &Path,
-    env: &HashMap<String, String>,
-    overrides: Overrides,
-) -> Result<(), StartError> {
+pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Overrides) -> Result<(), StartError> {
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
     let config = ServerConfig::load(data_dir, env, overrides).map_err(StartError::Config)?;
     let logging = crate::logging::init(data_dir, env)?;
-    log::info!(
-        "Starting apinode {} on data directory {}",
-        env!("CARGO_PKG_VERSION"),
-        data_dir.display()
-    );
+    log::info!("Starting apinode {} on data directory {}", env!("CARGO_PKG_VERSION"), data_dir.display());
     if !config.unused_keys.is_empty() {
-        log::warn!(
-            "config/server.json: keys not used by this version: {}",
-            config.unused_keys.join(", ")
-        );
+        log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
     let addr = SocketAddr::new(config.bind, config.port);
     let node = Arc::new(Node::load(data_dir, config));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(io(format!("binding {addr}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(io("reading the bound address"))?;
+    let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
+    let bound = listener.local_addr().map_err(io("reading the bound address"))?;
     let pid_file = run_dir.join("apinode.pid");
     std::fs::write(run_dir.join("apinode.port"), format!("{}\n", bound.port()))
         .map_err(io("writing run/apinode.port"))?;
-    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-        .map_err(io("writing run/apinode.pid"))?;
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io("writing run/apinode.pid"))?;
     log::info!("Listening on {bound}");
     let served = crate::http::serve(listener, node, stop_signal()).await;
     log::info!("Stopped serving; requests in flight have finished; writing the last log records");
@@ -151,11 +127,9 @@ pub async fn run(
 /// (`bin/dss reopenlogs`, after an external logrotate).
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         log::error!("Cannot install signal handlers; the node stops only when killed");
         return std::future::pending().await;
     };

@@ -16,11 +16,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -38,10 +34,7 @@ impl Problems {
 
     /// Records a problem at `path`.
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.items.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.items.push(Problem { path: path.into(), message: message.into() });
     }
 
     /// Moves every problem of `other` here, prefixing its paths with `prefix`
@@ -54,10 +47,7 @@ impl Problems {
                 (false, false) if prefix.ends_with(['.', '/']) => format!("{prefix}{}", p.path),
                 (false, false) => format!("{prefix}: {}", p.path),
             };
-            self.items.push(Problem {
-                path,
-                message: p.message,
-            });
+            self.items.push(Problem { path, message: p.message });
         }
     }
 
@@ -76,11 +66,7 @@ impl Problems {
     /// # Errors
     /// The list itself when it is not empty.
     pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.is_empty() { Ok(value) } else { Err(self) }
     }
 }
 

@@ -49,10 +49,7 @@ pub fn score_records(
     explain_with: Option<&ExplainSettings>,
     timing: &mut Timing,
 ) -> Result<Vec<Map<String, Value>>, ScoringError> {
-    records
-        .iter()
-        .map(|raw| score_one(model, raw, explain_with, timing))
-        .collect()
+    records.iter().map(|raw| score_one(model, raw, explain_with, timing)).collect()
 }
 
 fn score_one(
@@ -85,36 +82,22 @@ fn score_one(
             out.insert("prediction".into(), json!(v));
             0
         }
-        Prediction::Class {
-            index,
-            probas,
-            percentile,
-        } => {
+        Prediction::Class { index, probas, percentile } => {
             out.insert("prediction".into(), model.classes()[*index].clone().into());
-            let probas: Map<String, Value> = model
-                .classes()
-                .iter()
-                .zip(probas)
-                .map(|(c, p)| (c.clone(), json!(p)))
-                .collect();
+            let probas: Map<String, Value> =
+                model.classes().iter().zip(probas).map(|(c, p)| (c.clone(), json!(p))).collect();
             out.insert("probas".into(), Value::Object(probas));
             if let Some(p) = percentile {
                 out.insert("probaPercentile".into(), json!(p));
             }
             // Binary: the positive class's log-odds; multiclass: the predicted one's.
-            if model.classes().len() == 2 {
-                1
-            } else {
-                *index
-            }
+            if model.classes().len() == 2 { 1 } else { *index }
         }
     };
     out.insert("ignored".into(), Value::Bool(false));
     if let Some(settings) = explain_with {
-        let contributions: Map<String, Value> = explain(model, raw, explained_class, settings)
-            .into_iter()
-            .map(|(f, c)| (f, json!(c)))
-            .collect();
+        let contributions: Map<String, Value> =
+            explain(model, raw, explained_class, settings).into_iter().map(|(f, c)| (f, json!(c))).collect();
         out.insert("explanations".into(), Value::Object(contributions));
     }
     timing.post_processing += micros(t);

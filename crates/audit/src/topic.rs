@@ -84,10 +84,7 @@ impl Topic {
 impl FromStr for Topic {
     type Err = UnknownTopic;
     fn from_str(s: &str) -> Result<Self, UnknownTopic> {
-        Topic::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownTopic(s.to_owned()))
+        Topic::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownTopic(s.to_owned()))
     }
 }
 

@@ -43,10 +43,7 @@ fn process_start() -> Instant {
 impl RecordContext {
     /// The context of a call made now, on this thread.
     pub fn now() -> Self {
-        Self {
-            thread: THREAD_NAME.with(Arc::clone),
-            time: SystemTime::now(),
-        }
+        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now() }
     }
 
     /// A fixed context (tests): `time` in RFC 3339.
@@ -55,10 +52,7 @@ impl RecordContext {
     /// When `time` is not RFC 3339.
     pub fn fixed(thread: &str, time: &str) -> Self {
         let time = DateTime::parse_from_rfc3339(time).expect("an RFC 3339 time");
-        Self {
-            thread: Arc::from(thread),
-            time: time.into(),
-        }
+        Self { thread: Arc::from(thread), time: time.into() }
     }
 
     /// The time in the local time zone, as log4j prints it.
@@ -122,9 +116,7 @@ pub struct AsyncLogger {
 
 impl std::fmt::Debug for AsyncLogger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncLogger")
-            .field("stats", &self.shared.stats)
-            .finish()
+        f.debug_struct("AsyncLogger").field("stats", &self.shared.stats).finish()
     }
 }
 
@@ -132,8 +124,7 @@ static GLOBAL: OnceLock<Arc<Shared>> = OnceLock::new();
 
 impl Shared {
     fn enabled(&self, level: Level, target: &str) -> bool {
-        self.inner
-            .enabled(&Metadata::builder().level(level).target(target).build())
+        self.inner.enabled(&Metadata::builder().level(level).target(target).build())
     }
 
     fn send(&self, record: OwnedRecord) {
@@ -263,9 +254,7 @@ pub enum InstallError {
 pub fn install(config: log4rs::Config) -> Result<LoggingGuard, InstallError> {
     let (logger, guard) = start(config)?;
     let max = logger.shared.inner.max_log_level();
-    GLOBAL
-        .set(logger.shared.clone())
-        .map_err(|_| InstallError::AlreadyInstalled)?;
+    GLOBAL.set(logger.shared.clone()).map_err(|_| InstallError::AlreadyInstalled)?;
     log::set_boxed_logger(Box::new(logger)).map_err(|_| InstallError::AlreadyInstalled)?;
     log::set_max_level(max);
     Ok(guard)
@@ -282,13 +271,9 @@ pub fn start(config: log4rs::Config) -> Result<(AsyncLogger, LoggingGuard), Inst
     let inner = log4rs::Logger::new_with_err_handler(
         config,
         Box::new(move |e: &anyhow::Error| {
-            handler_stats
-                .appender_errors
-                .fetch_add(1, Ordering::Relaxed);
+            handler_stats.appender_errors.fetch_add(1, Ordering::Relaxed);
             let message = format!("{e:#}");
-            let mut last = last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.as_deref() != Some(message.as_str()) {
                 eprintln!("apinode logging: an appender failed: {message}");
                 *last = Some(message);
@@ -296,22 +281,12 @@ pub fn start(config: log4rs::Config) -> Result<(AsyncLogger, LoggingGuard), Inst
         }),
     );
     let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-    let shared = Arc::new(Shared {
-        inner,
-        tx: tx.clone(),
-        stats,
-    });
+    let shared = Arc::new(Shared { inner, tx: tx.clone(), stats });
     let for_thread = shared.clone();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || run(&for_thread.inner, &for_thread.stats, &rx))?;
-    Ok((
-        AsyncLogger { shared },
-        LoggingGuard {
-            tx,
-            thread: Some(thread),
-        },
-    ))
+    Ok((AsyncLogger { shared }, LoggingGuard { tx, thread: Some(thread) }))
 }
 
 fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
@@ -343,11 +318,7 @@ fn handle(inner: &log4rs::Logger, stats: &WriterStats, msg: Msg) -> bool {
 fn write_record(inner: &log4rs::Logger, stats: &WriterStats, record: OwnedRecord) {
     CURRENT.with(|c| *c.borrow_mut() = Some(record.context));
     inner.log(
-        &Record::builder()
-            .level(record.level)
-            .target(&record.target)
-            .args(format_args!("{}", record.message))
-            .build(),
+        &Record::builder().level(record.level).target(&record.target).args(format_args!("{}", record.message)).build(),
     );
     CURRENT.with(|c| *c.borrow_mut() = None);
     stats.written.fetch_add(1, Ordering::Relaxed);

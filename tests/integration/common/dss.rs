@@ -18,11 +18,7 @@ pub struct DssNode {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 impl DssNode {
@@ -31,8 +27,7 @@ impl DssNode {
         let dir = data_dir();
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
-        let config =
-            format!(r#"{{"port": {port}, "bindAddress": "127.0.0.1", "nodeId": "test-node"}}"#);
+        let config = format!(r#"{{"port": {port}, "bindAddress": "127.0.0.1", "nodeId": "test-node"}}"#);
         std::fs::write(dir.path().join("config/server.json"), config).expect("write config");
         if let Some(text) = overrides {
             let path = dir.path().join("resources/logging/dku-log4j.properties");
@@ -104,9 +99,5 @@ pub fn dss(data: &Path, verb: &str) -> Output {
 
 /// stdout and stderr of a command.
 pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

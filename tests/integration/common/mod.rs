@@ -16,9 +16,7 @@ use tempfile::TempDir;
 
 /// `tests/fixtures`.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
 }
 
 /// Copies a directory tree.
@@ -83,17 +81,10 @@ impl TestNode {
     /// A given data directory and settings (the port is ignored: 127.0.0.1:0).
     pub async fn start_with(dir: TempDir, config: ServerConfig) -> TestNode {
         let node = Arc::new(Node::load(dir.path(), config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = RunningNode::spawn(listener, node).expect("spawn");
         let base = format!("http://{}", running.addr);
-        TestNode {
-            dir,
-            base,
-            client: reqwest::Client::new(),
-            running: Some(running),
-        }
+        TestNode { dir, base, client: reqwest::Client::new(), running: Some(running) }
     }
 
     /// Sends a request and reads the answer as JSON (Null when empty).
@@ -108,32 +99,22 @@ impl TestNode {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
         };
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        Answer { status, headers, body }
     }
 
     /// POSTs JSON.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
-        self.send(self.client.post(format!("{}{path}", self.base)).json(body))
-            .await
+        self.send(self.client.post(format!("{}{path}", self.base)).json(body)).await
     }
 
     /// GETs a path.
     pub async fn get(&self, path: &str) -> Answer {
-        self.send(self.client.get(format!("{}{path}", self.base)))
-            .await
+        self.send(self.client.get(format!("{}{path}", self.base))).await
     }
 
     /// `predict` on `service/endpoint`.
     pub async fn predict(&self, service: &str, endpoint: &str, body: &Value) -> Answer {
-        self.post(
-            &format!("/public/api/v1/{service}/{endpoint}/predict"),
-            body,
-        )
-        .await
+        self.post(&format!("/public/api/v1/{service}/{endpoint}/predict"), body).await
     }
 
     /// Stops the server gracefully.
@@ -147,8 +128,6 @@ impl TestNode {
 /// Asserts `|a - b| <= 1e-12`.
 #[track_caller]
 pub fn close(actual: &Value, expected: f64) {
-    let a = actual
-        .as_f64()
-        .unwrap_or_else(|| panic!("{actual} is not a number"));
+    let a = actual.as_f64().unwrap_or_else(|| panic!("{actual} is not a number"));
     assert!((a - expected).abs() <= 1e-12, "{a} != {expected}");
 }

@@ -97,11 +97,7 @@ mod tests {
             (ApiError::InvalidRequest("x".into()), 400, "InvalidRequest"),
             (ApiError::PayloadTooLarge(1), 413, "PayloadTooLarge"),
             (ApiError::NotFound("x".into()), 404, "NotFound"),
-            (
-                ApiError::ServiceUnavailable("x".into()),
-                503,
-                "ServiceUnavailable",
-            ),
+            (ApiError::ServiceUnavailable("x".into()), 503, "ServiceUnavailable"),
             (ApiError::Unauthorized("x".into()), 401, "Unauthorized"),
             (ApiError::Forbidden("x".into()), 403, "Forbidden"),
             (ApiError::ScoringFailed("e".into()), 500, "ScoringFailed"),
@@ -116,10 +112,7 @@ mod tests {
     #[test]
     fn aborted_services_do_not_leak_file_paths() {
         let id = ServiceId::new("s").expect("valid");
-        let e = ApiError::from(ResolveError::Aborted(
-            id,
-            "services/s/service.json: bad".into(),
-        ));
+        let e = ApiError::from(ResolveError::Aborted(id, "services/s/service.json: bad".into()));
         assert!(!e.to_string().contains("service.json"), "{e}");
         assert_eq!(e.status_and_type().0, StatusCode::SERVICE_UNAVAILABLE);
     }

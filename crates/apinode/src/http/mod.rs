@@ -36,23 +36,14 @@ pub fn router(node: Arc<Node>) -> Router {
     let user = "/public/api/v1/{service}/{endpoint}";
     Router::new()
         .route(&format!("{user}/predict"), post(predict::predict))
-        .route(
-            &format!("{user}/predict-multi"),
-            post(predict::predict_multi),
-        )
-        .route(
-            &format!("{user}/predict-simple"),
-            get(predict::predict_simple),
-        )
+        .route(&format!("{user}/predict-multi"), post(predict::predict_multi))
+        .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
         .route("/isAlive", get(is_alive))
         .route("/isAlive/", get(is_alive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(add_version_headers))
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            record_call,
-        ))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), record_call))
         .with_state(node)
 }
 
@@ -67,17 +58,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn is_alive(State(node): State<Arc<Node>>) -> Response {
     if node.data_dir.join(NOT_ALIVE_FILE).exists() {
-        ApiError::ServiceUnavailable(format!(
-            "the node is marked not alive ({NOT_ALIVE_FILE} is present)"
-        ))
-        .into_response()
+        ApiError::ServiceUnavailable(format!("the node is marked not alive ({NOT_ALIVE_FILE} is present)"))
+            .into_response()
     } else {
         axum::Json(json!({"alive": true})).into_response()
     }
@@ -105,30 +92,16 @@ async fn record_call(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let key = response
-        .extensions()
-        .get::<predict::CallerKey>()
-        .map(|k| k.0.as_str());
+    let key = response.extensions().get::<predict::CallerKey>().map(|k| k.0.as_str());
     let duration = crate::scoring::micros(started);
     let status = response.status().as_u16();
-    crate::audit_log::api_call(
-        &node.config.node_id,
-        method.as_str(),
-        &path,
-        status,
-        duration,
-        addr.ip(),
-        key,
-    );
+    crate::audit_log::api_call(&node.config.node_id, method.as_str(), &path, status, duration, addr.ip(), key);
     response
 }
 
 async fn add_version_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("dss-api-version", HeaderValue::from_static(DSS_API_VERSION));
-    headers.insert(
-        "dss-version",
-        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
-    );
+    headers.insert("dss-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
     response
 }

@@ -21,8 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::request::{
-    DispatchBody, ExplanationsBody, ItemBody, MultiBody, PredictBody, explain_settings, parse_json,
-    read_body,
+    DispatchBody, ExplanationsBody, ItemBody, MultiBody, PredictBody, explain_settings, parse_json, read_body,
 };
 use crate::audit_log::{self, CallInfo, Scored};
 use crate::auth::Caller;
@@ -101,16 +100,8 @@ pub async fn predict(
         call.body = read_body(body, node.config.max_body_bytes).await?;
         let service = call.authorise(&node, &headers)?;
         let body: PredictBody = parse_json(&call.body)?;
-        let items = vec![ItemBody {
-            features: body.features,
-            context: body.context,
-        }];
-        let request = Request {
-            items,
-            explanations: body.explanations,
-            dispatch: body.dispatch,
-            multi: false,
-        };
+        let items = vec![ItemBody { features: body.features, context: body.context }];
+        let request = Request { items, explanations: body.explanations, dispatch: body.dispatch, multi: false };
         call.score(&node, &service, request).await
     }
     .await;
@@ -132,16 +123,10 @@ pub async fn predict_multi(
         let service = call.authorise(&node, &headers)?;
         let body: MultiBody = parse_json(&call.body)?;
         if body.items.is_empty() {
-            return Err(ApiError::InvalidRequest(
-                "items: must hold at least one record".into(),
-            ));
+            return Err(ApiError::InvalidRequest("items: must hold at least one record".into()));
         }
-        let request = Request {
-            items: body.items,
-            explanations: body.explanations,
-            dispatch: body.dispatch,
-            multi: true,
-        };
+        let request =
+            Request { items: body.items, explanations: body.explanations, dispatch: body.dispatch, multi: true };
         call.score(&node, &service, request).await
     }
     .await;
@@ -163,38 +148,16 @@ pub async fn predict_simple(
         let service = call.authorise(&node, &headers)?;
         let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
             .map_err(|e| ApiError::InvalidRequest(format!("the query string is not valid: {e}")))?;
-        let features: Map<String, Value> = query
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let items = vec![ItemBody {
-            features,
-            context: None,
-        }];
-        call.score(
-            &node,
-            &service,
-            Request {
-                items,
-                explanations: None,
-                dispatch: None,
-                multi: false,
-            },
-        )
-        .await
+        let features: Map<String, Value> = query.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let items = vec![ItemBody { features, context: None }];
+        call.score(&node, &service, Request { items, explanations: None, dispatch: None, multi: false }).await
     }
     .await;
     call.finish(&node, outcome)
 }
 
 impl Call {
-    fn new(
-        service: String,
-        endpoint: String,
-        addr: SocketAddr,
-        headers: &HeaderMap,
-        uri: &Uri,
-    ) -> Call {
+    fn new(service: String, endpoint: String, addr: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Call {
         // The client's X-Request-Id when it is a reasonable token, else a new one.
         let request_id = headers
             .get("x-request-id")
@@ -231,9 +194,7 @@ impl Call {
             .registry
             .get(&self.service)
             .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
+        let header = headers.get(axum::http::header::AUTHORIZATION).map(HeaderValue::as_bytes);
         match found.auth.check(header) {
             Ok(key) => self.caller = key.map(Caller::from),
             Err(failure) => {
@@ -245,12 +206,7 @@ impl Call {
     }
 
     /// Dispatches, scores every item, records one query per item, answers.
-    async fn score(
-        &self,
-        node: &Node,
-        service: &Service,
-        request: Request,
-    ) -> Result<Response, ApiError> {
+    async fn score(&self, node: &Node, service: &Service, request: Request) -> Result<Response, ApiError> {
         let target = resolve(service, &self.endpoint, request.dispatch.as_ref())?;
         let explain = explain_settings(request.explanations.as_ref(), &target.defaults)?;
         let preprocessor = target.model.preprocessor();
@@ -258,30 +214,16 @@ impl Call {
             .items
             .iter()
             .enumerate()
-            .map(|(i, item)| {
-                preprocessor
-                    .parse(&item.features)
-                    .map_err(invalid_feature(request.multi.then_some(i)))
-            })
+            .map(|(i, item)| preprocessor.parse(&item.features).map_err(invalid_feature(request.multi.then_some(i))))
             .collect::<Result<Vec<_>, _>>()?;
-        let timing = Timing {
-            pre_processing: micros(self.started),
-            ..Timing::default()
-        };
+        let timing = Timing { pre_processing: micros(self.started), ..Timing::default() };
         let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
 
         let record_queries = audit_log::wanted(Topic::ApinodeQuery);
-        let dispatch = request
-            .dispatch
-            .as_ref()
-            .and_then(|d| serde_json::to_value(d).ok());
+        let dispatch = request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok());
         let info = self.info(node);
         for (i, (item, result)) in request.items.iter().zip(results.iter_mut()).enumerate() {
-            let id = if request.multi {
-                self.request_id.item(i)
-            } else {
-                self.request_id.clone()
-            };
+            let id = if request.multi { self.request_id.item(i) } else { self.request_id.clone() };
             result.insert("requestId".into(), json!(id));
             if record_queries {
                 let scored = Scored {
@@ -324,13 +266,7 @@ impl Call {
                             None,
                         );
                     }
-                    None => audit_log::failure(
-                        &self.info(node),
-                        status.as_u16(),
-                        error_type,
-                        &message,
-                        &self.body,
-                    ),
+                    None => audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body),
                 }
                 error.into_response()
             }
@@ -346,16 +282,10 @@ impl Call {
 }
 
 /// Dispatches to a generation and finds the endpoint in it.
-fn resolve(
-    service: &Service,
-    endpoint: &str,
-    dispatch: Option<&DispatchBody>,
-) -> Result<Target, ApiError> {
+fn resolve(service: &Service, endpoint: &str, dispatch: Option<&DispatchBody>) -> Result<Target, ApiError> {
     let rule = dispatch.map_or(Dispatch::Random, DispatchBody::rule);
     let generation = service.resolve(rule)?;
-    let found = EndpointId::new(endpoint)
-        .ok()
-        .and_then(|id| generation.endpoints.get(&id));
+    let found = EndpointId::new(endpoint).ok().and_then(|id| generation.endpoints.get(&id));
     let Some(ep) = found else {
         return Err(ApiError::NotFound(format!(
             "service {} (generation {}) has no endpoint {endpoint:?}",
@@ -387,36 +317,23 @@ async fn run_scoring(
     mut timing: Timing,
 ) -> Result<(Vec<Map<String, Value>>, Timing), ApiError> {
     let failed = |e: crate::model::ScoringError| {
-        log::error!(
-            "Scoring failed on {}/{} generation {}: {e}",
-            target.service,
-            target.endpoint,
-            target.generation
-        );
+        log::error!("Scoring failed on {}/{} generation {}: {e}", target.service, target.endpoint, target.generation);
         ApiError::ScoringFailed(target.endpoint.to_string())
     };
     let shapley = explain.is_some_and(|e| e.method == ExplanationMethod::Shapley);
     if !shapley && records.len() <= INLINE_MAX_RECORDS {
-        let results = score_records(&target.model, &records, explain.as_ref(), &mut timing)
-            .map_err(failed)?;
+        let results = score_records(&target.model, &records, explain.as_ref(), &mut timing).map_err(failed)?;
         return Ok((results, timing));
     }
     let model = target.model.clone();
     let queued = Instant::now();
     let (results, timing) = tokio::task::spawn_blocking(move || {
         timing.wait = micros(queued);
-        (
-            score_records(&model, &records, explain.as_ref(), &mut timing),
-            timing,
-        )
+        (score_records(&model, &records, explain.as_ref(), &mut timing), timing)
     })
     .await
     .map_err(|e| {
-        log::error!(
-            "A scoring task of {}/{} panicked: {e}",
-            target.service,
-            target.endpoint
-        );
+        log::error!("A scoring task of {}/{} panicked: {e}", target.service, target.endpoint);
         ApiError::ScoringFailed(target.endpoint.to_string())
     })?;
     Ok((results.map_err(failed)?, timing))

@@ -107,9 +107,7 @@ pub fn explain_settings(
         None => defaults.n_explanations,
         Some(n) if n >= 1 => n as usize,
         Some(n) => {
-            return Err(ApiError::InvalidRequest(format!(
-                "explanations.nExplanations: {n} must be at least 1"
-            )));
+            return Err(ApiError::InvalidRequest(format!("explanations.nExplanations: {n} must be at least 1")));
         }
     };
     let n_monte_carlo_steps = match body.n_monte_carlo_steps {
@@ -123,11 +121,7 @@ pub fn explain_settings(
             )));
         }
     };
-    Ok(Some(ExplainSettings {
-        method: body.method.unwrap_or(defaults.method),
-        n_explanations,
-        n_monte_carlo_steps,
-    }))
+    Ok(Some(ExplainSettings { method: body.method.unwrap_or(defaults.method), n_explanations, n_monte_carlo_steps }))
 }
 
 /// Reads a whole body of at most `limit` bytes.
@@ -155,22 +149,15 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
 /// [`ApiError::InvalidRequest`] saying whether the body is not JSON or has
 /// the wrong shape, and where.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::InvalidRequest(format!("the request body is not valid JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidRequest(format!("the request body is not valid JSON: {e}")))?;
     if !value.is_object() {
         let kind = crate::model::features::json_type(&value);
-        return Err(ApiError::InvalidRequest(format!(
-            "the request body must be a JSON object, got {kind}"
-        )));
+        return Err(ApiError::InvalidRequest(format!("the request body must be a JSON object, got {kind}")));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let at = if path == "." {
-            String::from("the body")
-        } else {
-            path
-        };
+        let at = if path == "." { String::from("the body") } else { path };
         ApiError::InvalidRequest(format!("{at}: {}", e.inner()))
     })
 }
@@ -181,51 +168,26 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_field() {
-        let e = parse_json::<MultiBody>(br#"{"items": [{"features": {}}, {"features": 3}]}"#)
-            .unwrap_err();
-        assert!(
-            e.to_string().starts_with("items[1].features: invalid type"),
-            "{e}"
-        );
+        let e = parse_json::<MultiBody>(br#"{"items": [{"features": {}}, {"features": 3}]}"#).unwrap_err();
+        assert!(e.to_string().starts_with("items[1].features: invalid type"), "{e}");
         let e = parse_json::<PredictBody>(b"{}").unwrap_err();
         assert!(e.to_string().contains("missing field `features`"), "{e}");
         let e = parse_json::<PredictBody>(b"{not json").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("the request body is not valid JSON"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("the request body is not valid JSON"), "{e}");
     }
 
     #[test]
     fn explanation_nulls_mean_defaults() {
-        let defaults = ExplanationDefaults {
-            enabled: true,
-            ..Default::default()
-        };
+        let defaults = ExplanationDefaults { enabled: true, ..Default::default() };
         let body: ExplanationsBody = serde_json::from_str(
             r#"{"enabled": null, "method": null, "nExplanations": null, "nMonteCarloSteps": null}"#,
         )
         .expect("parses");
-        let s = explain_settings(Some(&body), &defaults)
-            .expect("valid")
-            .expect("enabled by default");
-        assert_eq!(
-            (s.method, s.n_explanations, s.n_monte_carlo_steps),
-            (ExplanationMethod::Ice, 3, 100)
-        );
-        let off = ExplanationsBody {
-            enabled: Some(false),
-            ..Default::default()
-        };
-        assert_eq!(
-            explain_settings(Some(&off), &defaults).expect("valid"),
-            None
-        );
-        let bad = ExplanationsBody {
-            n_monte_carlo_steps: Some(5),
-            ..Default::default()
-        };
+        let s = explain_settings(Some(&body), &defaults).expect("valid").expect("enabled by default");
+        assert_eq!((s.method, s.n_explanations, s.n_monte_carlo_steps), (ExplanationMethod::Ice, 3, 100));
+        let off = ExplanationsBody { enabled: Some(false), ..Default::default() };
+        assert_eq!(explain_settings(Some(&off), &defaults).expect("valid"), None);
+        let bad = ExplanationsBody { n_monte_carlo_steps: Some(5), ..Default::default() };
         assert!(explain_settings(Some(&bad), &defaults).is_err());
     }
 }

@@ -66,26 +66,15 @@ struct BoostingParams {
 #[derive(Debug, Clone)]
 pub enum Estimator {
     /// `intercept + coefficients · x`.
-    Linear {
-        coefficients: Vec<f64>,
-        intercept: f64,
-    },
+    Linear { coefficients: Vec<f64>, intercept: f64 },
     /// One row of coefficients (binary) or one per class.
-    Logistic {
-        coefficients: Vec<Vec<f64>>,
-        intercepts: Vec<f64>,
-        multi_class: MultiClass,
-    },
+    Logistic { coefficients: Vec<Vec<f64>>, intercepts: Vec<f64>, multi_class: MultiClass },
     /// One tree; classification leaves hold class weights.
     Tree(Tree),
     /// The mean of the trees' outputs.
     Forest(Vec<Tree>),
     /// Gradient boosting.
-    Boosting {
-        learning_rate: f64,
-        init: Vec<f64>,
-        stages: Vec<Vec<Tree>>,
-    },
+    Boosting { learning_rate: f64, init: Vec<f64>, stages: Vec<Vec<Tree>> },
 }
 
 /// The raw output of an estimator.
@@ -98,9 +87,7 @@ pub enum Output {
 }
 
 fn parse<T: DeserializeOwned>(params: &Value, problems: &mut Problems) -> Option<T> {
-    serde_json::from_value(params.clone())
-        .map_err(|e| problems.push("params", e.to_string()))
-        .ok()
+    serde_json::from_value(params.clone()).map_err(|e| problems.push("params", e.to_string())).ok()
 }
 
 impl Estimator {
@@ -124,17 +111,11 @@ impl Estimator {
                 let p: LinearParams = parse(params, problems)?;
                 check_row(&p.coefficients, width, "params.coefficients", problems);
                 check_finite(&[p.intercept], "params.intercept", problems);
-                Estimator::Linear {
-                    coefficients: p.coefficients,
-                    intercept: p.intercept,
-                }
+                Estimator::Linear { coefficients: p.coefficients, intercept: p.intercept }
             }
             Algorithm::LogisticRegression => {
                 if regression {
-                    problems.push(
-                        "algorithm",
-                        "LOGISTIC_REGRESSION is for classification only",
-                    );
+                    problems.push("algorithm", "LOGISTIC_REGRESSION is for classification only");
                 }
                 let p: LogisticParams = parse(params, problems)?;
                 let rows = if n_classes == 2 { 1 } else { n_classes };
@@ -160,13 +141,7 @@ impl Estimator {
             }
             Algorithm::DecisionTree => {
                 let p: TreeParams = parse(params, problems)?;
-                Estimator::Tree(Tree::build(
-                    &p.tree,
-                    width,
-                    n_classes.max(1),
-                    "params.tree",
-                    problems,
-                )?)
+                Estimator::Tree(Tree::build(&p.tree, width, n_classes.max(1), "params.tree", problems)?)
             }
             Algorithm::RandomForest => {
                 let p: ForestParams = parse(params, problems)?;
@@ -178,37 +153,21 @@ impl Estimator {
                     .iter()
                     .enumerate()
                     .filter_map(|(i, t)| {
-                        Tree::build(
-                            t,
-                            width,
-                            n_classes.max(1),
-                            &format!("params.trees[{i}]"),
-                            problems,
-                        )
+                        Tree::build(t, width, n_classes.max(1), &format!("params.trees[{i}]"), problems)
                     })
                     .collect();
                 Estimator::Forest(trees)
             }
-            Algorithm::GradientBoosting => {
-                Self::build_boosting(params, width, n_classes, problems)?
-            }
+            Algorithm::GradientBoosting => Self::build_boosting(params, width, n_classes, problems)?,
         };
         (problems.items().len() == before).then_some(est)
     }
 
-    fn build_boosting(
-        params: &Value,
-        width: usize,
-        n_classes: usize,
-        problems: &mut Problems,
-    ) -> Option<Estimator> {
+    fn build_boosting(params: &Value, width: usize, n_classes: usize, problems: &mut Problems) -> Option<Estimator> {
         let p: BoostingParams = parse(params, problems)?;
         let k = if n_classes > 2 { n_classes } else { 1 };
         if p.init.len() != k {
-            problems.push(
-                "params.init",
-                format!("has {} values, expected {k}", p.init.len()),
-            );
+            problems.push("params.init", format!("has {} values, expected {k}", p.init.len()));
         }
         check_finite(&p.init, "params.init", problems);
         check_finite(&[p.learning_rate], "params.learningRate", problems);
@@ -218,45 +177,25 @@ impl Estimator {
         let mut stages = Vec::with_capacity(p.stages.len());
         for (s, stage) in p.stages.iter().enumerate() {
             if stage.len() != k {
-                problems.push(
-                    format!("params.stages[{s}]"),
-                    format!("has {} trees, expected {k}", stage.len()),
-                );
+                problems.push(format!("params.stages[{s}]"), format!("has {} trees, expected {k}", stage.len()));
                 continue;
             }
             let trees: Vec<Tree> = stage
                 .iter()
                 .enumerate()
-                .filter_map(|(j, t)| {
-                    Tree::build(t, width, 1, &format!("params.stages[{s}][{j}]"), problems)
-                })
+                .filter_map(|(j, t)| Tree::build(t, width, 1, &format!("params.stages[{s}][{j}]"), problems))
                 .collect();
             stages.push(trees);
         }
-        Some(Estimator::Boosting {
-            learning_rate: p.learning_rate,
-            init: p.init,
-            stages,
-        })
+        Some(Estimator::Boosting { learning_rate: p.learning_rate, init: p.init, stages })
     }
 
     /// Evaluates an encoded row. `n_classes` is 0 for a regression.
     pub fn evaluate(&self, x: &[f64], n_classes: usize) -> Output {
         match self {
-            Estimator::Linear {
-                coefficients,
-                intercept,
-            } => Output::Value(dot(coefficients, x) + intercept),
-            Estimator::Logistic {
-                coefficients,
-                intercepts,
-                multi_class,
-            } => {
-                let scores: Vec<f64> = coefficients
-                    .iter()
-                    .zip(intercepts)
-                    .map(|(c, b)| dot(c, x) + b)
-                    .collect();
+            Estimator::Linear { coefficients, intercept } => Output::Value(dot(coefficients, x) + intercept),
+            Estimator::Logistic { coefficients, intercepts, multi_class } => {
+                let scores: Vec<f64> = coefficients.iter().zip(intercepts).map(|(c, b)| dot(c, x) + b).collect();
                 Output::Probas(match (scores.len(), multi_class) {
                     (1, _) => binary(scores[0]),
                     (_, MultiClass::Multinomial) => softmax(scores),
@@ -274,17 +213,9 @@ impl Estimator {
                 }
                 let n = trees.len() as f64;
                 acc.iter_mut().for_each(|a| *a /= n);
-                if n_classes == 0 {
-                    Output::Value(acc[0])
-                } else {
-                    Output::Probas(acc)
-                }
+                if n_classes == 0 { Output::Value(acc[0]) } else { Output::Probas(acc) }
             }
-            Estimator::Boosting {
-                learning_rate,
-                init,
-                stages,
-            } => {
+            Estimator::Boosting { learning_rate, init, stages } => {
                 let mut raw = init.clone();
                 for stage in stages {
                     for (r, t) in raw.iter_mut().zip(stage) {
@@ -342,13 +273,7 @@ fn normalise(mut v: Vec<f64>) -> Vec<f64> {
 
 fn check_row(row: &[f64], width: usize, path: &str, problems: &mut Problems) {
     if row.len() != width {
-        problems.push(
-            path,
-            format!(
-                "has {} values but the features encode to {width} columns",
-                row.len()
-            ),
-        );
+        problems.push(path, format!("has {} values but the features encode to {width} columns", row.len()));
     }
     check_finite(row, path, problems);
 }
@@ -367,10 +292,7 @@ mod tests {
     fn softmax_matches_hand_values() {
         let p = softmax(vec![0.0, 1.0_f64.ln(), 2.0_f64.ln()]);
         // exp scores 1, 1, 2 → 0.25, 0.25, 0.5
-        assert!(
-            (p[0] - 0.25).abs() < 1e-15 && (p[2] - 0.5).abs() < 1e-15,
-            "{p:?}"
-        );
+        assert!((p[0] - 0.25).abs() < 1e-15 && (p[2] - 0.5).abs() < 1e-15, "{p:?}");
     }
 
     #[test]

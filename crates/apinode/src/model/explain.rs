@@ -29,22 +29,14 @@ pub struct ExplainSettings {
 /// Explains `raw` (a record that scored) for output class `class` (ignored
 /// for a regression). Returns at most `n_explanations` (feature, contribution)
 /// pairs, largest absolute contribution first.
-pub fn explain(
-    model: &Model,
-    raw: &[RawValue],
-    class: usize,
-    settings: &ExplainSettings,
-) -> Vec<(String, f64)> {
+pub fn explain(model: &Model, raw: &[RawValue], class: usize, settings: &ExplainSettings) -> Vec<(String, f64)> {
     let score = |r: &[RawValue]| model.explained_score(r, class);
     let contributions = match settings.method {
         ExplanationMethod::Ice => ice(model, raw, &score),
         ExplanationMethod::Shapley => shapley(model, raw, settings.n_monte_carlo_steps, &score),
     };
-    let mut ranked: Vec<(String, f64)> = contributions
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (model.preprocessor().name(i).to_owned(), c))
-        .collect();
+    let mut ranked: Vec<(String, f64)> =
+        contributions.into_iter().enumerate().map(|(i, c)| (model.preprocessor().name(i).to_owned(), c)).collect();
     // A stable sort keeps feature order among equal contributions.
     ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     ranked.truncate(settings.n_explanations);
@@ -77,12 +69,7 @@ fn ice(model: &Model, raw: &[RawValue], score: &dyn Fn(&[RawValue]) -> Option<f6
 /// permutation and a reference record, then switches features from the
 /// reference to the record in permutation order; each feature's marginal
 /// change is one sample of its contribution.
-fn shapley(
-    model: &Model,
-    raw: &[RawValue],
-    steps: usize,
-    score: &dyn Fn(&[RawValue]) -> Option<f64>,
-) -> Vec<f64> {
+fn shapley(model: &Model, raw: &[RawValue], steps: usize, score: &dyn Fn(&[RawValue]) -> Option<f64>) -> Vec<f64> {
     let n = raw.len();
     let mut rng = StdRng::seed_from_u64(seed(raw));
     let mut phi = vec![0.0; n];
@@ -92,14 +79,7 @@ fn shapley(
     'steps: for _ in 0..steps {
         order.shuffle(&mut rng);
         let mut work: Vec<RawValue> = (0..n)
-            .map(|i| {
-                model
-                    .preprocessor()
-                    .reference(i)
-                    .choose(&mut rng)
-                    .cloned()
-                    .unwrap_or(RawValue::Missing)
-            })
+            .map(|i| model.preprocessor().reference(i).choose(&mut rng).cloned().unwrap_or(RawValue::Missing))
             .collect();
         let Some(mut prev) = score(&work) else {
             continue;
@@ -139,9 +119,5 @@ fn seed(raw: &[RawValue]) -> u64 {
         }
     }
     let digest = h.finalize();
-    u64::from_le_bytes(
-        digest[..8]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }

@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::spec::{
-    EncodingSpec, FeatureKind, FeatureSpec, MissingSpec, RescalingSpec, UnseenPolicy,
-};
+use super::spec::{EncodingSpec, FeatureKind, FeatureSpec, MissingSpec, RescalingSpec, UnseenPolicy};
 use crate::problems::Problems;
 
 /// One feature's value as read from a request, before encoding.
@@ -119,20 +117,14 @@ impl Preprocessor {
             if spec.name.is_empty() {
                 problems.push(format!("{path}.name"), "must not be empty");
             } else if !seen.insert(spec.name.as_str()) {
-                problems.push(
-                    format!("{path}.name"),
-                    format!("duplicate feature {:?}", spec.name),
-                );
+                problems.push(format!("{path}.name"), format!("duplicate feature {:?}", spec.name));
             }
             if let Some(f) = build_feature(spec, &path, offset, problems) {
                 offset += f.width;
                 features.push(f);
             }
         }
-        (problems.items().len() == before).then_some(Self {
-            features,
-            width: offset,
-        })
+        (problems.items().len() == before).then_some(Self { features, width: offset })
     }
 
     /// The number of encoded columns.
@@ -166,10 +158,7 @@ impl Preprocessor {
     /// # Errors
     /// [`InvalidFeature`] for a value of the wrong JSON type.
     pub fn parse(&self, input: &Map<String, Value>) -> Result<Vec<RawValue>, InvalidFeature> {
-        self.features
-            .iter()
-            .map(|f| parse_value(&f.name, f.kind, input.get(&f.name).unwrap_or(&Value::Null)))
-            .collect()
+        self.features.iter().map(|f| parse_value(&f.name, f.kind, input.get(&f.name).unwrap_or(&Value::Null))).collect()
     }
 
     /// Encodes raw values (one per feature, in order) into `out`, which must
@@ -206,10 +195,7 @@ impl Feature {
             }
             (FeatureKind::Category, RawValue::Cat(level)) => {
                 out.fill(0.0);
-                let dummy = self
-                    .dummy
-                    .as_ref()
-                    .expect("validated: categories have an encoding");
+                let dummy = self.dummy.as_ref().expect("validated: categories have an encoding");
                 match dummy.index.get(level) {
                     Some(&i) => out[i] = 1.0,
                     None if dummy.unseen == UnseenPolicy::IgnoreRecord => {
@@ -231,10 +217,7 @@ impl Feature {
 
 /// Reads one JSON value as the raw value of a feature of `kind`.
 fn parse_value(name: &str, kind: FeatureKind, value: &Value) -> Result<RawValue, InvalidFeature> {
-    let invalid = |message: String| InvalidFeature {
-        feature: name.to_owned(),
-        message,
-    };
+    let invalid = |message: String| InvalidFeature { feature: name.to_owned(), message };
     match (kind, value) {
         (_, Value::Null) => Ok(RawValue::Missing),
         (_, Value::String(s)) if s.trim().is_empty() => Ok(RawValue::Missing),
@@ -245,22 +228,13 @@ fn parse_value(name: &str, kind: FeatureKind, value: &Value) -> Result<RawValue,
             .ok_or_else(|| invalid(format!("{n} is not a finite number"))),
         (FeatureKind::Numeric, Value::String(s)) => match s.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(RawValue::Num(x)),
-            _ => Err(invalid(format!(
-                "expected a number, got the text {:?}",
-                truncate(s)
-            ))),
+            _ => Err(invalid(format!("expected a number, got the text {:?}", truncate(s)))),
         },
         (FeatureKind::Category, Value::String(s)) => Ok(RawValue::Cat(s.clone())),
         (FeatureKind::Category, Value::Number(n)) => Ok(RawValue::Cat(n.to_string())),
         (FeatureKind::Category, Value::Bool(b)) => Ok(RawValue::Cat(b.to_string())),
-        (FeatureKind::Numeric, other) => Err(invalid(format!(
-            "expected a number, got {}",
-            json_type(other)
-        ))),
-        (FeatureKind::Category, other) => Err(invalid(format!(
-            "expected a string, got {}",
-            json_type(other)
-        ))),
+        (FeatureKind::Numeric, other) => Err(invalid(format!("expected a number, got {}", json_type(other)))),
+        (FeatureKind::Category, other) => Err(invalid(format!("expected a string, got {}", json_type(other)))),
     }
 }
 
@@ -280,30 +254,18 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn build_feature(
-    spec: &FeatureSpec,
-    path: &str,
-    offset: usize,
-    problems: &mut Problems,
-) -> Option<Feature> {
+fn build_feature(spec: &FeatureSpec, path: &str, offset: usize, problems: &mut Problems) -> Option<Feature> {
     let before = problems.items().len();
     let missing = match &spec.missing {
         MissingSpec::IgnoreRecord => Missing::IgnoreRecord,
         MissingSpec::AsCategory if spec.kind == FeatureKind::Numeric => {
-            problems.push(
-                format!("{path}.missing"),
-                "AS_CATEGORY is only for CATEGORY features",
-            );
+            problems.push(format!("{path}.missing"), "AS_CATEGORY is only for CATEGORY features");
             Missing::IgnoreRecord
         }
         MissingSpec::AsCategory => Missing::AsCategory,
         MissingSpec::Impute { value, .. } => match parse_value(&spec.name, spec.kind, value) {
             Ok(RawValue::Missing) | Err(_) => {
-                let want = if spec.kind == FeatureKind::Numeric {
-                    "a number"
-                } else {
-                    "a string"
-                };
+                let want = if spec.kind == FeatureKind::Numeric { "a number" } else { "a string" };
                 problems.push(format!("{path}.missing.value"), format!("must be {want}"));
                 Missing::IgnoreRecord
             }
@@ -341,20 +303,11 @@ fn build_rescale(spec: &FeatureSpec, path: &str, problems: &mut Problems) -> Opt
         RescalingSpec::MinMax { scale, min } => (*min, *scale),
     };
     if !a.is_finite() || !b.is_finite() || b == 0.0 {
-        problems.push(
-            format!("{path}.rescaling"),
-            "needs finite values and a non-zero scale",
-        );
+        problems.push(format!("{path}.rescaling"), "needs finite values and a non-zero scale");
     }
     Some(match r {
-        RescalingSpec::Standard { mean, scale } => Rescale::Standard {
-            mean: *mean,
-            scale: *scale,
-        },
-        RescalingSpec::MinMax { scale, min } => Rescale::MinMax {
-            scale: *scale,
-            min: *min,
-        },
+        RescalingSpec::Standard { mean, scale } => Rescale::Standard { mean: *mean, scale: *scale },
+        RescalingSpec::MinMax { scale, min } => Rescale::MinMax { scale: *scale, min: *min },
     })
 }
 
@@ -366,32 +319,20 @@ fn build_dummy(spec: &FeatureSpec, path: &str, problems: &mut Problems) -> Optio
             None
         }
         (None, FeatureKind::Category) => {
-            problems.push(
-                format!("{path}.encoding"),
-                "is required for a CATEGORY feature",
-            );
+            problems.push(format!("{path}.encoding"), "is required for a CATEGORY feature");
             None
         }
         (Some(EncodingSpec::Dummy { levels, unseen }), FeatureKind::Category) => {
             let mut index = HashMap::with_capacity(levels.len());
             for (j, level) in levels.iter().enumerate() {
                 if index.insert(level.clone(), j).is_some() {
-                    problems.push(
-                        format!("{path}.encoding.levels[{j}]"),
-                        format!("duplicate level {level:?}"),
-                    );
+                    problems.push(format!("{path}.encoding.levels[{j}]"), format!("duplicate level {level:?}"));
                 }
             }
             if levels.is_empty() {
-                problems.push(
-                    format!("{path}.encoding.levels"),
-                    "must list at least one level",
-                );
+                problems.push(format!("{path}.encoding.levels"), "must list at least one level");
             }
-            Some(Dummy {
-                index,
-                unseen: *unseen,
-            })
+            Some(Dummy { index, unseen: *unseen })
         }
     }
 }
@@ -413,10 +354,7 @@ fn build_reference(
             .enumerate()
             .filter_map(|(j, v)| match parse_value(&spec.name, spec.kind, v) {
                 Ok(RawValue::Missing) if matches!(missing, Missing::IgnoreRecord) => {
-                    problems.push(
-                        format!("{path}.reference[{j}]"),
-                        "is missing but the feature has no imputation",
-                    );
+                    problems.push(format!("{path}.reference[{j}]"), "is missing but the feature has no imputation");
                     None
                 }
                 Ok(raw) => Some(raw),
@@ -433,10 +371,7 @@ fn build_reference(
         (_, _, Some(d)) => {
             let mut levels: Vec<(&String, &usize)> = d.index.iter().collect();
             levels.sort_by_key(|(_, i)| **i);
-            levels
-                .into_iter()
-                .map(|(l, _)| RawValue::Cat(l.clone()))
-                .collect()
+            levels.into_iter().map(|(l, _)| RawValue::Cat(l.clone())).collect()
         }
         _ => vec![RawValue::Num(0.0)],
     }

@@ -87,8 +87,7 @@ impl Model {
         let mut problems = Problems::new();
         let n_classes = check_classes(spec, &mut problems);
         let threshold = spec.threshold.unwrap_or(0.5);
-        if spec.threshold.is_some() && spec.prediction_type != PredictionType::BinaryClassification
-        {
+        if spec.threshold.is_some() && spec.prediction_type != PredictionType::BinaryClassification {
             problems.push("threshold", "is only for BINARY_CLASSIFICATION");
         }
         if !(0.0..=1.0).contains(&threshold) {
@@ -96,17 +95,9 @@ impl Model {
         }
         check_percentiles(spec, &mut problems);
         let preprocessor = Preprocessor::build(&spec.features, &mut problems);
-        let width = preprocessor
-            .as_ref()
-            .map_or_else(|| lenient_width(spec), Preprocessor::width);
-        let estimator = Estimator::build(
-            spec.algorithm,
-            spec.prediction_type,
-            &spec.params,
-            width,
-            n_classes,
-            &mut problems,
-        );
+        let width = preprocessor.as_ref().map_or_else(|| lenient_width(spec), Preprocessor::width);
+        let estimator =
+            Estimator::build(spec.algorithm, spec.prediction_type, &spec.params, width, n_classes, &mut problems);
         match (preprocessor, estimator) {
             (Some(preprocessor), Some(estimator)) if problems.is_empty() => Ok(Model {
                 algorithm: spec.algorithm,
@@ -163,17 +154,10 @@ impl Model {
                     usize::from(p[1] > self.threshold)
                 } else {
                     // The first of equal maxima, as numpy's argmax.
-                    p.iter()
-                        .enumerate()
-                        .fold(0, |best, (i, v)| if *v > p[best] { i } else { best })
+                    p.iter().enumerate().fold(0, |best, (i, v)| if *v > p[best] { i } else { best })
                 };
-                let percentile =
-                    (p.len() == 2 && !self.percentiles.is_empty()).then(|| self.percentile(p[1]));
-                Ok(Prediction::Class {
-                    index,
-                    probas: p,
-                    percentile,
-                })
+                let percentile = (p.len() == 2 && !self.percentiles.is_empty()).then(|| self.percentile(p[1]));
+                Ok(Prediction::Class { index, probas: p, percentile })
             }
             _ => Err(ScoringError),
         }
@@ -204,20 +188,12 @@ impl Model {
 fn check_classes(spec: &ModelSpec, problems: &mut Problems) -> usize {
     let n = spec.classes.len();
     match spec.prediction_type {
-        PredictionType::Regression if n > 0 => {
-            problems.push("classes", "must be empty for a REGRESSION")
-        }
+        PredictionType::Regression if n > 0 => problems.push("classes", "must be empty for a REGRESSION"),
         PredictionType::BinaryClassification if n != 2 => {
-            problems.push(
-                "classes",
-                format!("BINARY_CLASSIFICATION needs exactly 2 classes, found {n}"),
-            );
+            problems.push("classes", format!("BINARY_CLASSIFICATION needs exactly 2 classes, found {n}"));
         }
         PredictionType::Multiclass if n < 3 => {
-            problems.push(
-                "classes",
-                format!("MULTICLASS needs at least 3 classes, found {n}"),
-            );
+            problems.push("classes", format!("MULTICLASS needs at least 3 classes, found {n}"));
         }
         _ => {}
     }
@@ -226,11 +202,7 @@ fn check_classes(spec: &ModelSpec, problems: &mut Problems) -> usize {
             problems.push(format!("classes[{i}]"), format!("duplicate class {c:?}"));
         }
     }
-    if spec.prediction_type == PredictionType::Regression {
-        0
-    } else {
-        n
-    }
+    if spec.prediction_type == PredictionType::Regression { 0 } else { n }
 }
 
 fn check_percentiles(spec: &ModelSpec, problems: &mut Problems) {
@@ -242,16 +214,10 @@ fn check_percentiles(spec: &ModelSpec, problems: &mut Problems) {
         problems.push("probaPercentiles", "are only for BINARY_CLASSIFICATION");
     }
     if cuts.len() > 100 {
-        problems.push(
-            "probaPercentiles",
-            format!("at most 100 cut points, found {}", cuts.len()),
-        );
+        problems.push("probaPercentiles", format!("at most 100 cut points, found {}", cuts.len()));
     }
     if !cuts.iter().all(|c| (0.0..=1.0).contains(c)) || !cuts.windows(2).all(|w| w[0] <= w[1]) {
-        problems.push(
-            "probaPercentiles",
-            "must be ascending probabilities between 0 and 1",
-        );
+        problems.push("probaPercentiles", "must be ascending probabilities between 0 and 1");
     }
 }
 

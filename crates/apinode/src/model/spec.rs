@@ -102,11 +102,7 @@ pub struct FeatureSpec {
 
 /// What a missing value does.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(
-    tag = "method",
-    rename_all = "SCREAMING_SNAKE_CASE",
-    deny_unknown_fields
-)]
+#[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum MissingSpec {
     /// Replace it with `value` (the training mean, median, mode or a constant;
     /// `strategy` records which, for people reading the file).
@@ -127,11 +123,7 @@ pub enum MissingSpec {
 
 /// Numeric rescaling, with scikit-learn's exact arithmetic.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(
-    tag = "method",
-    rename_all = "SCREAMING_SNAKE_CASE",
-    deny_unknown_fields
-)]
+#[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum RescalingSpec {
     /// `(x - mean) / scale` (StandardScaler's `mean_`, `scale_`).
     Standard {
@@ -151,11 +143,7 @@ pub enum RescalingSpec {
 
 /// The encoding of a categorical feature.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(
-    tag = "method",
-    rename_all = "SCREAMING_SNAKE_CASE",
-    deny_unknown_fields
-)]
+#[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 pub enum EncodingSpec {
     /// One 0/1 column per known level, in this order.
     Dummy {

@@ -29,29 +29,11 @@ fn preprocessing_imputes_rescales_and_encodes() {
     let model = Model::from_json(&text).expect("valid model");
     assert_eq!(model.preprocessor().width(), 5);
     let enc = |raw: Vec<RawValue>| model.encode(&raw).expect("scorable");
-    assert_eq!(
-        enc(vec![
-            RawValue::Num(6.0),
-            RawValue::Num(4.0),
-            RawValue::Cat("b".into())
-        ]),
-        [1.0, 1.0, 0.0, 1.0, 0.0]
-    );
+    assert_eq!(enc(vec![RawValue::Num(6.0), RawValue::Num(4.0), RawValue::Cat("b".into())]), [1.0, 1.0, 0.0, 1.0, 0.0]);
     // Missing x imputed with 4 → (4-2)/4; missing c has its own column; unseen level → zeros.
+    assert_eq!(enc(vec![RawValue::Missing, RawValue::Num(0.0), RawValue::Missing]), [0.5, -1.0, 0.0, 0.0, 1.0]);
     assert_eq!(
-        enc(vec![
-            RawValue::Missing,
-            RawValue::Num(0.0),
-            RawValue::Missing
-        ]),
-        [0.5, -1.0, 0.0, 0.0, 1.0]
-    );
-    assert_eq!(
-        enc(vec![
-            RawValue::Num(2.0),
-            RawValue::Num(2.0),
-            RawValue::Cat("zzz".into())
-        ]),
+        enc(vec![RawValue::Num(2.0), RawValue::Num(2.0), RawValue::Cat("zzz".into())]),
         [0.0, 0.0, 0.0, 0.0, 0.0]
     );
 }
@@ -67,20 +49,11 @@ fn records_without_imputation_or_with_unseen_levels_are_ignored() {
         json!([1, 1]),
     );
     let model = Model::from_json(&text).expect("valid model");
-    let missing = model
-        .encode(&[RawValue::Missing, RawValue::Cat("a".into())])
-        .unwrap_err();
+    let missing = model.encode(&[RawValue::Missing, RawValue::Cat("a".into())]).unwrap_err();
     assert_eq!(missing, IgnoreReason::MissingFeature("x".into()));
-    let unseen = model
-        .encode(&[RawValue::Num(1.0), RawValue::Cat("b".into())])
-        .unwrap_err();
+    let unseen = model.encode(&[RawValue::Num(1.0), RawValue::Cat("b".into())]).unwrap_err();
     assert_eq!(unseen.code(), "UNSEEN_CATEGORY");
-    assert!(
-        model
-            .encode(&[RawValue::Num(1.0), RawValue::Missing])
-            .is_ok(),
-        "c is imputed with a known level"
-    );
+    assert!(model.encode(&[RawValue::Num(1.0), RawValue::Missing]).is_ok(), "c is imputed with a known level");
 }
 
 #[test]
@@ -92,18 +65,9 @@ fn parsing_accepts_numeric_text_and_refuses_wrong_types() {
     );
     let model = Model::from_json(&text).expect("valid model");
     let parse = |v: serde_json::Value| model.preprocessor().parse(v.as_object().expect("object"));
-    assert_eq!(
-        parse(json!({"x": "2.5", "c": 1})).expect("ok"),
-        [RawValue::Num(2.5), RawValue::Cat("1".into())]
-    );
-    assert_eq!(
-        parse(json!({"x": null, "c": ""})).expect("ok"),
-        [RawValue::Missing, RawValue::Missing]
-    );
-    assert_eq!(
-        parse(json!({"c": true, "other": [1]})).expect("ok")[1],
-        RawValue::Cat("true".into())
-    );
+    assert_eq!(parse(json!({"x": "2.5", "c": 1})).expect("ok"), [RawValue::Num(2.5), RawValue::Cat("1".into())]);
+    assert_eq!(parse(json!({"x": null, "c": ""})).expect("ok"), [RawValue::Missing, RawValue::Missing]);
+    assert_eq!(parse(json!({"c": true, "other": [1]})).expect("ok")[1], RawValue::Cat("true".into()));
     let e = parse(json!({"x": "abc"})).unwrap_err();
     assert_eq!(e.feature, "x");
     assert!(parse(json!({"x": [1]})).is_err());
@@ -144,16 +108,11 @@ fn parameters_must_fit_the_features() {
     let text = linear(json!([{"name": "x", "type": "NUMERIC"}]), json!([1, 2]));
     let problems = Model::from_json(&text).unwrap_err();
     assert!(
-        problems
-            .to_string()
-            .contains("params.coefficients: has 2 values but the features encode to 1"),
+        problems.to_string().contains("params.coefficients: has 2 values but the features encode to 1"),
         "{problems}"
     );
     let bad_json = Model::from_json("{\"algorithm\": \"SVM\"}").unwrap_err();
-    assert!(
-        bad_json.to_string().contains("unknown variant `SVM`"),
-        "{bad_json}"
-    );
+    assert!(bad_json.to_string().contains("unknown variant `SVM`"), "{bad_json}");
 }
 
 #[test]

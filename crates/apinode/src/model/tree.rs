@@ -44,13 +44,7 @@ const LEAF: u32 = u32::MAX;
 impl Tree {
     /// Validates `spec` for inputs of `width` columns and outputs of `outputs`
     /// values per node, recording problems under `path`.
-    pub fn build(
-        spec: &TreeSpec,
-        width: usize,
-        outputs: usize,
-        path: &str,
-        problems: &mut Problems,
-    ) -> Option<Tree> {
+    pub fn build(spec: &TreeSpec, width: usize, outputs: usize, path: &str, problems: &mut Problems) -> Option<Tree> {
         let n = spec.value.len();
         let before = problems.items().len();
         if n == 0 {
@@ -64,10 +58,7 @@ impl Tree {
             ("right", spec.right.len()),
         ] {
             if len != n {
-                problems.push(
-                    format!("{path}.{name}"),
-                    format!("has {len} entries, value has {n}"),
-                );
+                problems.push(format!("{path}.{name}"), format!("has {len} entries, value has {n}"));
             }
         }
         if problems.items().len() > before {
@@ -83,12 +74,7 @@ impl Tree {
             }
             let (l, r) = (spec.left[i], spec.right[i]);
             if l == -1 && r == -1 {
-                nodes.push(Node {
-                    feature: 0,
-                    threshold: 0.0,
-                    left: LEAF,
-                    right: LEAF,
-                });
+                nodes.push(Node { feature: 0, threshold: 0.0, left: LEAF, right: LEAF });
                 continue;
             }
             let child_ok = |c: i64| c > i as i64 && (c as usize) < n;
@@ -100,10 +86,7 @@ impl Tree {
             }
             let f = spec.feature[i];
             if f < 0 || f as usize >= width {
-                problems.push(
-                    format!("{path}.feature[{i}]"),
-                    format!("{f} is not a column (0..{width})"),
-                );
+                problems.push(format!("{path}.feature[{i}]"), format!("{f} is not a column (0..{width})"));
             }
             if !spec.threshold[i].is_finite() {
                 problems.push(format!("{path}.threshold[{i}]"), "must be finite");
@@ -115,10 +98,7 @@ impl Tree {
                 right: r as u32,
             });
         }
-        (problems.items().len() == before).then(|| Tree {
-            nodes,
-            values: spec.value.clone(),
-        })
+        (problems.items().len() == before).then(|| Tree { nodes, values: spec.value.clone() })
     }
 
     /// The output values of the leaf that `x` falls into.
@@ -134,11 +114,7 @@ impl Tree {
                 return &self.values[i];
             }
             let v = f64::from(x[node.feature] as f32);
-            i = if v <= node.threshold {
-                node.left
-            } else {
-                node.right
-            } as usize;
+            i = if v <= node.threshold { node.left } else { node.right } as usize;
         }
     }
 
@@ -180,11 +156,7 @@ mod tests {
         // 0.1f32 is 0.100000001490116...; a threshold between it and 0.1f64.
         spec.threshold[0] = 0.100_000_001;
         let t = Tree::build(&spec, 1, 1, "t", &mut Problems::new()).expect("valid");
-        assert_eq!(
-            t.leaf(&[0.1]),
-            &[2.0],
-            "0.1 rounds up in f32 and goes right"
-        );
+        assert_eq!(t.leaf(&[0.1]), &[2.0], "0.1 rounds up in f32 and goes right");
     }
 
     #[test]

@@ -61,11 +61,7 @@ impl Mapping {
 
     /// The share of traffic of `generation` (0 when unmapped).
     pub fn share(&self, generation: &GenerationId) -> f64 {
-        self.entries
-            .iter()
-            .filter(|(g, _)| g == generation)
-            .map(|(_, p)| p)
-            .sum()
+        self.entries.iter().filter(|(g, _)| g == generation).map(|(_, p)| p).sum()
     }
 
     /// True when some generation receives traffic.
@@ -101,11 +97,7 @@ impl Mapping {
 /// A stable hash of `key` into 0..1: the first 53 bits of its SHA-256.
 pub fn unit_hash(key: &str) -> f64 {
     let digest = Sha256::digest(key.as_bytes());
-    let v = u64::from_be_bytes(
-        digest[..8]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    );
+    let v = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"));
     (v >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -139,21 +131,11 @@ mod tests {
     #[test]
     fn keys_are_stable_and_spread() {
         let m = Mapping::new(vec![(gid("a"), 0.5), (gid("b"), 0.5)]);
-        let first: Vec<_> = (0..200)
-            .map(|i| m.for_key(&format!("customer-{i}")).cloned())
-            .collect();
-        let again: Vec<_> = (0..200)
-            .map(|i| m.for_key(&format!("customer-{i}")).cloned())
-            .collect();
+        let first: Vec<_> = (0..200).map(|i| m.for_key(&format!("customer-{i}")).cloned()).collect();
+        let again: Vec<_> = (0..200).map(|i| m.for_key(&format!("customer-{i}")).cloned()).collect();
         assert_eq!(first, again);
-        let a = first
-            .iter()
-            .filter(|g| g.as_ref() == Some(&gid("a")))
-            .count();
-        assert!(
-            (60..140).contains(&a),
-            "200 keys should split roughly evenly, got {a} on a"
-        );
+        let a = first.iter().filter(|g| g.as_ref() == Some(&gid("a"))).count();
+        assert!((60..140).contains(&a), "200 keys should split roughly evenly, got {a} on a");
         // The hash is SHA-256, fixed across processes and versions: a key keeps
         // its generation across restarts. Value computed independently in Python.
         assert_eq!(format!("{:.6}", unit_hash("customer-42")), "0.626067");

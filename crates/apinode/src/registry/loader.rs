@@ -45,13 +45,7 @@ pub fn load_services(dir: &Path) -> BTreeMap<ServiceId, Arc<Service>> {
             None => log::info!(
                 "Service {id} loaded: {} generation(s), mapping [{}], enabled={}",
                 service.generations.len(),
-                service
-                    .mapping
-                    .entries()
-                    .iter()
-                    .map(|(g, p)| format!("{g}: {p}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                service.mapping.entries().iter().map(|(g, p)| format!("{g}: {p}")).collect::<Vec<_>>().join(", "),
                 service.enabled
             ),
         }
@@ -68,12 +62,8 @@ pub fn load_services(dir: &Path) -> BTreeMap<ServiceId, Arc<Service>> {
 pub fn load_service(dir: &Path, id: ServiceId) -> Service {
     let label = format!("services/{id}");
     let mut problems = Problems::new();
-    let file: ServiceFile = read_json(
-        &dir.join("service.json"),
-        &format!("{label}/service.json"),
-        &mut problems,
-    )
-    .unwrap_or_default();
+    let file: ServiceFile =
+        read_json(&dir.join("service.json"), &format!("{label}/service.json"), &mut problems).unwrap_or_default();
     let (generations, mut unusable) = load_generations(&dir.join("generations"), &label);
 
     let mut file_problems = Problems::new();
@@ -84,13 +74,9 @@ pub fn load_service(dir: &Path, id: ServiceId) -> Service {
             Err(err) => file_problems.push(path, err.to_string()),
             Ok(g) => {
                 if let Some(why) = unusable.remove(g.as_str()) {
-                    file_problems.push(
-                        path,
-                        format!("generation {g} is mapped but could not be loaded: {why}"),
-                    );
+                    file_problems.push(path, format!("generation {g} is mapped but could not be loaded: {why}"));
                 } else if !generations.contains_key(&g) {
-                    file_problems
-                        .push(path, format!("no generation {g} under {label}/generations"));
+                    file_problems.push(path, format!("no generation {g} under {label}/generations"));
                 }
                 entries.push((g, e.proba));
             }
@@ -122,10 +108,7 @@ pub fn load_service(dir: &Path, id: ServiceId) -> Service {
     }
 }
 
-type Loaded = (
-    BTreeMap<GenerationId, Arc<Generation>>,
-    BTreeMap<String, String>,
-);
+type Loaded = (BTreeMap<GenerationId, Arc<Generation>>, BTreeMap<String, String>);
 
 fn load_generations(dir: &Path, label: &str) -> Loaded {
     let (mut ok, mut bad) = (BTreeMap::new(), BTreeMap::new());
@@ -159,17 +142,9 @@ pub fn load_generation(dir: &Path, folder_name: &str, label: &str) -> Result<Gen
         return Err(problems);
     };
     let mut fp = Problems::new();
-    let id = GenerationId::new(file.generation_id.clone())
-        .map_err(|e| fp.push("generationId", e.to_string()))
-        .ok();
+    let id = GenerationId::new(file.generation_id.clone()).map_err(|e| fp.push("generationId", e.to_string())).ok();
     if file.generation_id != folder_name {
-        fp.push(
-            "generationId",
-            format!(
-                "{:?} differs from the folder name {folder_name:?}",
-                file.generation_id
-            ),
-        );
+        fp.push("generationId", format!("{:?} differs from the folder name {folder_name:?}", file.generation_id));
     }
     if file.endpoints.is_empty() {
         fp.push("endpoints", "must list at least one endpoint");
@@ -179,14 +154,9 @@ pub fn load_generation(dir: &Path, folder_name: &str, label: &str) -> Result<Gen
     let mut model_problems = Vec::new();
     for (i, e) in file.endpoints.iter().enumerate() {
         let path = format!("endpoints[{i}]");
-        let eid = EndpointId::new(e.id.clone())
-            .map_err(|err| fp.push(format!("{path}.id"), err.to_string()))
-            .ok();
+        let eid = EndpointId::new(e.id.clone()).map_err(|err| fp.push(format!("{path}.id"), err.to_string())).ok();
         if !seen.insert(e.id.as_str()) {
-            fp.push(
-                format!("{path}.id"),
-                format!("duplicate endpoint {:?}", e.id),
-            );
+            fp.push(format!("{path}.id"), format!("duplicate endpoint {:?}", e.id));
         }
         let explanations = match &e.explanations {
             None => Default::default(),
@@ -196,26 +166,13 @@ pub fn load_generation(dir: &Path, folder_name: &str, label: &str) -> Result<Gen
             }),
         };
         if !is_plain_relative(&e.model) {
-            fp.push(
-                format!("{path}.model"),
-                format!(
-                    "{:?} must be a file name inside the generation folder",
-                    e.model
-                ),
-            );
+            fp.push(format!("{path}.model"), format!("{:?} must be a file name inside the generation folder", e.model));
             continue;
         }
         match Model::load(&dir.join(&e.model)) {
             Ok(model) => {
                 if let Some(eid) = eid {
-                    endpoints.insert(
-                        eid.clone(),
-                        Endpoint {
-                            id: eid,
-                            model: Arc::new(model),
-                            explanations,
-                        },
-                    );
+                    endpoints.insert(eid.clone(), Endpoint { id: eid, model: Arc::new(model), explanations });
                 }
             }
             Err(p) => model_problems.push((format!("{label}/{}", e.model), p)),
@@ -227,11 +184,7 @@ pub fn load_generation(dir: &Path, folder_name: &str, label: &str) -> Result<Gen
     }
     let created_on_ms = file.created_on.unwrap_or_else(|| mtime_ms(&gen_path));
     match id {
-        Some(id) if problems.is_empty() => Ok(Generation {
-            id,
-            created_on_ms,
-            endpoints,
-        }),
+        Some(id) if problems.is_empty() => Ok(Generation { id, created_on_ms, endpoints }),
         _ => Err(problems),
     }
 }
@@ -242,16 +195,8 @@ pub fn check_routing_key(key: &str) -> Result<(), String> {
     let ok = !key.is_empty()
         && key.len() <= 128
         && !key.starts_with('.')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{key:?} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'"
-        ))
-    }
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(()) } else { Err(format!("{key:?} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'")) }
 }
 
 /// True for a relative path without `..`, root or prefix components.
@@ -268,9 +213,7 @@ fn read_json<T: DeserializeOwned>(path: &Path, label: &str, problems: &mut Probl
             return None;
         }
     };
-    serde_json::from_str(&text)
-        .map_err(|e| problems.push(label, e.to_string()))
-        .ok()
+    serde_json::from_str(&text).map_err(|e| problems.push(label, e.to_string())).ok()
 }
 
 fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<String>> {

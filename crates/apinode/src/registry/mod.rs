@@ -99,17 +99,12 @@ impl Service {
         }
         let id = match dispatch {
             Dispatch::Forced(g) => {
-                return GenerationId::new(g)
-                    .ok()
-                    .and_then(|g| self.generations.get(&g).cloned())
-                    .ok_or_else(|| match self.unusable.get(g) {
-                        Some(why) => ResolveError::UnusableGeneration(
-                            self.id.clone(),
-                            g.to_owned(),
-                            why.clone(),
-                        ),
+                return GenerationId::new(g).ok().and_then(|g| self.generations.get(&g).cloned()).ok_or_else(|| {
+                    match self.unusable.get(g) {
+                        Some(why) => ResolveError::UnusableGeneration(self.id.clone(), g.to_owned(), why.clone()),
                         None => ResolveError::UnknownGeneration(self.id.clone(), g.to_owned()),
-                    });
+                    }
+                });
             }
             Dispatch::Key(k) => self.mapping.for_key(k),
             Dispatch::Random => self.mapping.random(),
@@ -130,9 +125,7 @@ impl Registry {
     /// problems is kept with its `start_aborted_reason`; the others serve.
     pub fn load(data_dir: &Path) -> Registry {
         let services = loader::load_services(&data_dir.join("services"));
-        Registry {
-            services: ArcSwap::from_pointee(services),
-        }
+        Registry { services: ArcSwap::from_pointee(services) }
     }
 
     /// The service `id`, if there is one.

@@ -61,9 +61,7 @@ impl Period {
         } else if has("M") {
             Period::Month
         } else {
-            return Err(format!(
-                "DatePattern {java_pattern:?} has no date unit to roll on"
-            ));
+            return Err(format!("DatePattern {java_pattern:?} has no date unit to roll on"));
         })
     }
 
@@ -72,27 +70,16 @@ impl Period {
         let day = t.date_naive();
         let midnight = |d: NaiveDate| local(d.and_hms_opt(0, 0, 0).expect("midnight exists"));
         match self {
-            Period::Minute => {
-                local(day.and_hms_opt(t.hour(), t.minute(), 0).expect("valid"))
-                    + Duration::minutes(1)
-            }
-            Period::Hour => {
-                local(day.and_hms_opt(t.hour(), 0, 0).expect("valid")) + Duration::hours(1)
-            }
-            Period::HalfDay if t.hour() < 12 => {
-                local(day.and_hms_opt(12, 0, 0).expect("noon exists"))
-            }
+            Period::Minute => local(day.and_hms_opt(t.hour(), t.minute(), 0).expect("valid")) + Duration::minutes(1),
+            Period::Hour => local(day.and_hms_opt(t.hour(), 0, 0).expect("valid")) + Duration::hours(1),
+            Period::HalfDay if t.hour() < 12 => local(day.and_hms_opt(12, 0, 0).expect("noon exists")),
             Period::HalfDay | Period::Day => midnight(day.succ_opt().expect("a next day")),
             Period::Week => {
                 let days = 7 - i64::from(day.weekday().num_days_from_monday());
                 midnight(day + Duration::days(days))
             }
             Period::Month => {
-                let (y, m) = if day.month() == 12 {
-                    (day.year() + 1, 1)
-                } else {
-                    (day.year(), day.month() + 1)
-                };
+                let (y, m) = if day.month() == 12 { (day.year() + 1, 1) } else { (day.year(), day.month() + 1) };
                 midnight(NaiveDate::from_ymd_opt(y, m, 1).expect("first of month"))
             }
         }
@@ -101,10 +88,7 @@ impl Period {
 
 /// A naive local time as a zoned one (the earliest, around DST changes).
 fn local(naive: chrono::NaiveDateTime) -> DateTime<Local> {
-    Local
-        .from_local_datetime(&naive)
-        .earliest()
-        .unwrap_or_else(|| Local.from_utc_datetime(&naive))
+    Local.from_local_datetime(&naive).earliest().unwrap_or_else(|| Local.from_utc_datetime(&naive))
 }
 
 #[derive(Debug)]
@@ -138,22 +122,12 @@ impl DailyRollingFileAppender {
         period: Period,
         encoder: Box<dyn Encode>,
     ) -> std::io::Result<Self> {
-        let since: DateTime<Local> = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map_or_else(|_| Local::now(), DateTime::from);
+        let since: DateTime<Local> =
+            std::fs::metadata(path).and_then(|m| m.modified()).map_or_else(|_| Local::now(), DateTime::from);
         let file = LogFile::open(path, append)?;
         let scheduled = suffixed(path, &suffix_format, since);
-        let state = State {
-            file,
-            scheduled,
-            next_rollover: period.next_start(since),
-        };
-        Ok(Self {
-            state: Mutex::new(state),
-            encoder,
-            suffix_format,
-            period,
-        })
+        let state = State { file, scheduled, next_rollover: period.next_start(since) };
+        Ok(Self { state: Mutex::new(state), encoder, suffix_format, period })
     }
 }
 
@@ -205,25 +179,13 @@ mod tests {
 
     #[test]
     fn next_period_starts() {
-        let t = Local
-            .with_ymd_and_hms(2026, 12, 31, 10, 15, 2)
-            .single()
-            .expect("unambiguous");
-        let at = |y, mo, d, h, mi| {
-            Local
-                .with_ymd_and_hms(y, mo, d, h, mi, 0)
-                .single()
-                .expect("unambiguous")
-        };
+        let t = Local.with_ymd_and_hms(2026, 12, 31, 10, 15, 2).single().expect("unambiguous");
+        let at = |y, mo, d, h, mi| Local.with_ymd_and_hms(y, mo, d, h, mi, 0).single().expect("unambiguous");
         assert_eq!(Period::Minute.next_start(t), at(2026, 12, 31, 10, 16));
         assert_eq!(Period::Hour.next_start(t), at(2026, 12, 31, 11, 0));
         assert_eq!(Period::HalfDay.next_start(t), at(2026, 12, 31, 12, 0));
         assert_eq!(Period::Day.next_start(t), at(2027, 1, 1, 0, 0));
-        assert_eq!(
-            Period::Week.next_start(t),
-            at(2027, 1, 4, 0, 0),
-            "Thursday → next Monday"
-        );
+        assert_eq!(Period::Week.next_start(t), at(2027, 1, 4, 0, 0), "Thursday → next Monday");
         assert_eq!(Period::Month.next_start(t), at(2027, 1, 1, 0, 0));
     }
 
@@ -233,15 +195,12 @@ mod tests {
         let path = dir.path().join("q.log");
         let layout = Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         let format = crate::layout::java_date::to_chrono("'.'yyyy-MM-dd-HH-mm").expect("valid");
-        let appender = DailyRollingFileAppender::new(&path, true, format, Period::Minute, layout)
-            .expect("open");
+        let appender = DailyRollingFileAppender::new(&path, true, format, Period::Minute, layout).expect("open");
         let log_at = |time: &str, message: &str| {
             let context = RecordContext::fixed("t", time);
             crate::writer::tests_support::with_context(context, || {
                 let args = format_args!("{message}");
-                appender
-                    .append(&log::Record::builder().args(args).build())
-                    .expect("append");
+                appender.append(&log::Record::builder().args(args).build()).expect("append");
             });
         };
         // The live file's period is now's minute; these records come later.
@@ -253,19 +212,9 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(
-            names.len(),
-            3,
-            "the live file, now's period and 2099's first minute: {names:?}"
-        );
+        assert_eq!(names.len(), 3, "the live file, now's period and 2099's first minute: {names:?}");
         assert_eq!(std::fs::read_to_string(&path).expect("live"), "second\n");
-        let rolled = names
-            .iter()
-            .find(|n| n.contains("2099"))
-            .expect("a file of 2099");
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(rolled)).expect("rolled"),
-            "first\n"
-        );
+        let rolled = names.iter().find(|n| n.contains("2099")).expect("a file of 2099");
+        assert_eq!(std::fs::read_to_string(dir.path().join(rolled)).expect("rolled"), "first\n");
     }
 }

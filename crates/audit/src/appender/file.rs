@@ -26,10 +26,7 @@ impl FileAppender {
     /// # Errors
     /// The I/O error, naming the path.
     pub fn new(path: &Path, append: bool, encoder: Box<dyn Encode>) -> std::io::Result<Self> {
-        Ok(Self {
-            file: Mutex::new(LogFile::open(path, append)?),
-            encoder,
-        })
+        Ok(Self { file: Mutex::new(LogFile::open(path, append)?), encoder })
     }
 }
 
@@ -66,12 +63,7 @@ impl RollingFileAppender {
         max_backups: u32,
         encoder: Box<dyn Encode>,
     ) -> std::io::Result<Self> {
-        Ok(Self {
-            file: Mutex::new(LogFile::open(path, append)?),
-            encoder,
-            max_size,
-            max_backups,
-        })
+        Ok(Self { file: Mutex::new(LogFile::open(path, append)?), encoder, max_size, max_backups })
     }
 
     fn roll(&self, file: &mut LogFile) -> std::io::Result<()> {
@@ -122,9 +114,7 @@ mod tests {
     fn record_bytes(appender: &dyn Append, n: usize) {
         for i in 0..n {
             let args = format_args!("line {i:04}");
-            appender
-                .append(&log::Record::builder().args(args).build())
-                .expect("append");
+            appender.append(&log::Record::builder().args(args).build()).expect("append");
         }
         appender.flush();
     }
@@ -155,10 +145,7 @@ mod tests {
         let layout = || Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         // log4j rolls after the write that reaches the size: line 2 is written,
         // then the file is truncated (no backups kept), then line 3 starts it.
-        record_bytes(
-            &RollingFileAppender::new(&path, true, 25, 0, layout()).expect("open"),
-            4,
-        );
+        record_bytes(&RollingFileAppender::new(&path, true, 25, 0, layout()).expect("open"), 4);
         assert_eq!(read(&path), "line 0003\n");
         assert!(!backup(&path, 1).exists());
         record_bytes(&FileAppender::new(&path, false, layout()).expect("open"), 1);
@@ -171,21 +158,13 @@ mod tests {
     fn reopens_after_an_external_rename() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("q.log");
-        let appender = FileAppender::new(
-            &path,
-            true,
-            Box::new(PatternLayout::parse("%m%n").expect("p")),
-        )
-        .expect("open");
+        let appender =
+            FileAppender::new(&path, true, Box::new(PatternLayout::parse("%m%n").expect("p"))).expect("open");
         record_bytes(&appender, 1);
         std::fs::rename(&path, dir.path().join("q.log.rotated")).expect("rename");
         super::super::request_reopen();
         record_bytes(&appender, 1);
         assert_eq!(read(&dir.path().join("q.log.rotated")), "line 0000\n");
-        assert_eq!(
-            read(&path),
-            "line 0000\n",
-            "the new file holds what came after the reopen"
-        );
+        assert_eq!(read(&path), "line 0000\n", "the new file holds what came after the reopen");
     }
 }

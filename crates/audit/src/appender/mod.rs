@@ -124,10 +124,7 @@ impl io::Write for Buf {
 impl log4rs::encode::Write for Buf {}
 
 /// Encodes a record into a fresh buffer.
-pub(crate) fn encode(
-    encoder: &dyn log4rs::encode::Encode,
-    record: &log::Record<'_>,
-) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn encode(encoder: &dyn log4rs::encode::Encode, record: &log::Record<'_>) -> anyhow::Result<Vec<u8>> {
     let mut buf = Buf(Vec::with_capacity(512));
     encoder.encode(&mut buf, record)?;
     Ok(buf.0)

@@ -110,21 +110,12 @@ mod tests {
 
     #[test]
     fn converts_the_usual_patterns() {
-        assert_eq!(
-            to_chrono("yyyy/MM/dd-HH:mm:ss.SSS").expect("ok"),
-            "%Y/%m/%d-%H:%M:%S.%3f"
-        );
+        assert_eq!(to_chrono("yyyy/MM/dd-HH:mm:ss.SSS").expect("ok"), "%Y/%m/%d-%H:%M:%S.%3f");
         assert_eq!(to_chrono("ISO8601").expect("ok"), "%Y-%m-%d %H:%M:%S,%3f");
         assert_eq!(to_chrono("'.'yyyy-MM-dd").expect("ok"), ".%Y-%m-%d");
         assert_eq!(to_chrono("'.'yyyy-MM-dd-HH").expect("ok"), ".%Y-%m-%d-%H");
-        assert_eq!(
-            to_chrono("EEE, d MMM yy h:mm a Z").expect("ok"),
-            "%a, %-d %b %y %-I:%M %p %z"
-        );
-        assert_eq!(
-            to_chrono("HH 'o''clock' 100%").expect("ok"),
-            "%H o'clock 100%%"
-        );
+        assert_eq!(to_chrono("EEE, d MMM yy h:mm a Z").expect("ok"), "%a, %-d %b %y %-I:%M %p %z");
+        assert_eq!(to_chrono("HH 'o''clock' 100%").expect("ok"), "%H o'clock 100%%");
         assert_eq!(to_chrono("''").expect("ok"), "'");
     }
 

@@ -45,13 +45,9 @@ impl JsonAuditLayout {
             logger: &dotted(record.target()),
             message: embedded.map_or(Message::Text(&text), Message::Json),
             mdc: serde_json::Map::new(),
-            timestamp: context
-                .local_time()
-                .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
-                .to_string(),
+            timestamp: context.local_time().format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
         };
-        let mut out =
-            serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"layoutError\":\"{e}\"}}"));
+        let mut out = serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"layoutError\":\"{e}\"}}"));
         out.push('\n');
         out
     }
@@ -72,11 +68,8 @@ mod tests {
     fn line(message: &str) -> serde_json::Value {
         let context = RecordContext::fixed("t", "2026-11-22T10:15:02.123Z");
         let args = format_args!("{message}");
-        let record = log::Record::builder()
-            .target("dku::apinode::audit::queries")
-            .level(log::Level::Info)
-            .args(args)
-            .build();
+        let record =
+            log::Record::builder().target("dku::apinode::audit::queries").level(log::Level::Info).args(args).build();
         let text = JsonAuditLayout.render(&record, &context);
         assert!(text.ends_with('\n') && !text[..text.len() - 1].contains('\n'));
         serde_json::from_str(&text).expect("one JSON object")

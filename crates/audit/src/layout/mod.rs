@@ -26,9 +26,5 @@ pub fn level_name(level: log::Level) -> &'static str {
 /// A log4rs target (`dku::apinode::audit::queries`) as a log4j logger name
 /// (`dku.apinode.audit.queries`).
 pub fn dotted(target: &str) -> std::borrow::Cow<'_, str> {
-    if target.contains("::") {
-        target.replace("::", ".").into()
-    } else {
-        target.into()
-    }
+    if target.contains("::") { target.replace("::", ".").into() } else { target.into() }
 }

@@ -76,22 +76,14 @@ impl PatternLayout {
             let min = number(&chars, &mut i).unwrap_or(0);
             let max = if chars.get(i) == Some(&'.') {
                 i += 1;
-                Some(
-                    number(&chars, &mut i)
-                        .ok_or("a '.' in a conversion must be followed by a width")?,
-                )
+                Some(number(&chars, &mut i).ok_or("a '.' in a conversion must be followed by a width")?)
             } else {
                 None
             };
-            let c = *chars
-                .get(i)
-                .ok_or("the pattern ends with an unfinished conversion '%'")?;
+            let c = *chars.get(i).ok_or("the pattern ends with an unfinished conversion '%'")?;
             i += 1;
             let option = if chars.get(i) == Some(&'{') {
-                let end = chars[i..]
-                    .iter()
-                    .position(|c| *c == '}')
-                    .ok_or(format!("unclosed '{{' after %{c}"))?;
+                let end = chars[i..].iter().position(|c| *c == '}').ok_or(format!("unclosed '{{' after %{c}"))?;
                 let text: String = chars[i + 1..i + end].iter().collect();
                 i += end + 1;
                 Some(text)
@@ -99,17 +91,12 @@ impl PatternLayout {
                 None
             };
             let conversion = match c {
-                'd' => Conversion::Date(java_date::to_chrono(
-                    option.as_deref().unwrap_or("ISO8601"),
-                )?),
+                'd' => Conversion::Date(java_date::to_chrono(option.as_deref().unwrap_or("ISO8601"))?),
                 'c' => Conversion::Logger(match option {
                     None => None,
-                    Some(n) => Some(
-                        n.parse()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or(format!("%c{{{n}}} needs a positive number"))?,
-                    ),
+                    Some(n) => {
+                        Some(n.parse().ok().filter(|n| *n > 0).ok_or(format!("%c{{{n}}} needs a positive number"))?)
+                    }
                 }),
                 'p' => Conversion::Level,
                 'm' => Conversion::Message,
@@ -118,25 +105,13 @@ impl PatternLayout {
                 'r' => Conversion::Relative,
                 'X' => Conversion::Mdc(option.ok_or("%X needs a key: %X{key}")?),
                 other => {
-                    return Err(format!(
-                        "unsupported conversion %{other} (supported: %d %c %p %m %n %t %r %X %%)"
-                    ));
+                    return Err(format!("unsupported conversion %{other} (supported: %d %c %p %m %n %t %r %X %%)"));
                 }
             };
-            parts.push(Part {
-                conversion,
-                min,
-                max,
-                left,
-            });
+            parts.push(Part { conversion, min, max, left });
         }
         if !literal.is_empty() {
-            parts.push(Part {
-                conversion: Conversion::Literal(literal),
-                min: 0,
-                max: None,
-                left: false,
-            });
+            parts.push(Part { conversion: Conversion::Literal(literal), min: 0, max: None, left: false });
         }
         Ok(PatternLayout { parts })
     }
@@ -192,9 +167,7 @@ fn number(chars: &[char], i: &mut usize) -> Option<usize> {
     while chars.get(*i).is_some_and(char::is_ascii_digit) {
         *i += 1;
     }
-    (start < *i)
-        .then(|| chars[start..*i].iter().collect::<String>().parse().ok())
-        .flatten()
+    (start < *i).then(|| chars[start..*i].iter().collect::<String>().parse().ok()).flatten()
 }
 
 /// The last `n` dot-separated parts of `name`.
@@ -235,35 +208,18 @@ mod tests {
         let context = RecordContext::fixed("worker-1", "2026-11-22T10:15:02.123Z");
         let mut out = String::new();
         let args = format_args!("{message}");
-        let record = log::Record::builder()
-            .target(target)
-            .level(level)
-            .args(args)
-            .build();
+        let record = log::Record::builder().target(target).level(level).args(args).build();
         layout.render(&mut out, &record, &context);
         out
     }
 
     #[test]
     fn renders_conversions_with_widths_and_alignment() {
-        let r = render(
-            "[%-5p] [%5p] [%c] [%c{2}] [%.5c] %t: %m%n",
-            "dku::apinode::audit::queries",
-            log::Level::Info,
-            "hi",
-        );
-        assert_eq!(
-            r,
-            "[INFO ] [ INFO] [dku.apinode.audit.queries] [audit.queries] [eries] worker-1: hi\n"
-        );
-        assert_eq!(
-            render("%10.3m|%-4m|%%", "x", log::Level::Warn, "abcdef"),
-            "       def|abcdef|%"
-        );
-        assert_eq!(
-            render("%X{user}|%c{9}", "a::b", log::Level::Warn, ""),
-            "|a.b"
-        );
+        let r =
+            render("[%-5p] [%5p] [%c] [%c{2}] [%.5c] %t: %m%n", "dku::apinode::audit::queries", log::Level::Info, "hi");
+        assert_eq!(r, "[INFO ] [ INFO] [dku.apinode.audit.queries] [audit.queries] [eries] worker-1: hi\n");
+        assert_eq!(render("%10.3m|%-4m|%%", "x", log::Level::Warn, "abcdef"), "       def|abcdef|%");
+        assert_eq!(render("%X{user}|%c{9}", "a::b", log::Level::Warn, ""), "|a.b");
     }
 
     #[test]
@@ -272,10 +228,7 @@ mod tests {
         let r = render("%d{yyyy/MM/dd-HH:mm:ss.SSS}Z", "x", log::Level::Info, "");
         assert_eq!(r.len(), "2026/11/22-10:15:02.123Z".len(), "{r}");
         assert!(r.starts_with("2026/11/2") && r.ends_with("Z"), "{r}");
-        assert!(
-            render("%d", "x", log::Level::Info, "").contains(",123"),
-            "ISO8601 uses a comma"
-        );
+        assert!(render("%d", "x", log::Level::Info, "").contains(",123"), "ISO8601 uses a comma");
     }
 
     #[test]

@@ -28,12 +28,8 @@ pub fn log4rs_name(dotted: &str) -> String {
 /// # Errors
 /// Every appender that could not be opened, and log4rs's own complaints.
 pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
-    let used: BTreeSet<&String> = model
-        .root
-        .appenders
-        .iter()
-        .chain(model.loggers.values().flat_map(|l| &l.appenders))
-        .collect();
+    let used: BTreeSet<&String> =
+        model.root.appenders.iter().chain(model.loggers.values().flat_map(|l| &l.appenders)).collect();
     let mut errors = Vec::new();
     let mut builder = Config::builder();
     for name in used {
@@ -52,10 +48,9 @@ pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
                 }
                 builder = builder.appender(appender.build(name.clone(), append));
             }
-            Err(e) => errors.push(Log4jError::new(
-                spec.at.clone(),
-                format!("appender {name} cannot open its file: {e}"),
-            )),
+            Err(e) => {
+                errors.push(Log4jError::new(spec.at.clone(), format!("appender {name} cannot open its file: {e}")))
+            }
         }
     }
     if !errors.is_empty() {
@@ -64,21 +59,12 @@ pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
     for (name, spec) in &model.loggers {
         let level = effective_level(model, name);
         builder = builder.logger(
-            Logger::builder()
-                .appenders(spec.appenders.clone())
-                .additive(spec.additive)
-                .build(log4rs_name(name), level),
+            Logger::builder().appenders(spec.appenders.clone()).additive(spec.additive).build(log4rs_name(name), level),
         );
     }
-    let root = Root::builder()
-        .appenders(model.root.appenders.clone())
-        .build(model.root.level.unwrap_or(LevelFilter::Debug));
-    builder.build(root).map_err(|e| {
-        e.errors()
-            .iter()
-            .map(|e| Log4jError::global(e.to_string()))
-            .collect()
-    })
+    let root =
+        Root::builder().appenders(model.root.appenders.clone()).build(model.root.level.unwrap_or(LevelFilter::Debug));
+    builder.build(root).map_err(|e| e.errors().iter().map(|e| Log4jError::global(e.to_string())).collect())
 }
 
 /// A logger's level, or its nearest configured ancestor's, or the root's.
@@ -101,44 +87,15 @@ fn open(spec: &AppenderSpec) -> std::io::Result<Box<dyn Append>> {
     let path = |p: &str| std::path::PathBuf::from(p);
     Ok(match &spec.kind {
         AppenderKind::Console { stderr } => {
-            let target = if *stderr {
-                Target::Stderr
-            } else {
-                Target::Stdout
-            };
-            Box::new(
-                ConsoleAppender::builder()
-                    .target(target)
-                    .encoder(encoder)
-                    .build(),
-            )
+            let target = if *stderr { Target::Stderr } else { Target::Stdout };
+            Box::new(ConsoleAppender::builder().target(target).encoder(encoder).build())
         }
-        AppenderKind::File { path: p, append } => {
-            Box::new(FileAppender::new(&path(p), *append, encoder)?)
+        AppenderKind::File { path: p, append } => Box::new(FileAppender::new(&path(p), *append, encoder)?),
+        AppenderKind::Rolling { path: p, append, max_size, max_backups } => {
+            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, *max_backups, encoder)?)
         }
-        AppenderKind::Rolling {
-            path: p,
-            append,
-            max_size,
-            max_backups,
-        } => Box::new(RollingFileAppender::new(
-            &path(p),
-            *append,
-            *max_size,
-            *max_backups,
-            encoder,
-        )?),
-        AppenderKind::Daily {
-            path: p,
-            append,
-            suffix_format,
-            period,
-        } => Box::new(DailyRollingFileAppender::new(
-            &path(p),
-            *append,
-            suffix_format.clone(),
-            *period,
-            encoder,
-        )?),
+        AppenderKind::Daily { path: p, append, suffix_format, period } => {
+            Box::new(DailyRollingFileAppender::new(&path(p), *append, suffix_format.clone(), *period, encoder)?)
+        }
     })
 }

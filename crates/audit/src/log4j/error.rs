@@ -28,18 +28,12 @@ pub struct Log4jError {
 impl Log4jError {
     /// A problem at a location.
     pub fn new(at: Location, message: impl Into<String>) -> Self {
-        Self {
-            at: Some(at),
-            message: message.into(),
-        }
+        Self { at: Some(at), message: message.into() }
     }
 
     /// A problem of the whole configuration.
     pub fn global(message: impl Into<String>) -> Self {
-        Self {
-            at: None,
-            message: message.into(),
-        }
+        Self { at: None, message: message.into() }
     }
 }
 
@@ -59,11 +53,7 @@ pub struct Log4jErrors(pub Vec<Log4jError>);
 
 impl fmt::Display for Log4jErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} problem(s) in the logging configuration:",
-            self.0.len()
-        )?;
+        writeln!(f, "{} problem(s) in the logging configuration:", self.0.len())?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

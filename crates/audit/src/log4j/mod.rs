@@ -3,12 +3,14 @@
 //! with its overrides key by key; [`model`] checks every key and builds a
 //! typed configuration, reporting all problems at once with file, line and
 //! key; [`build`] opens the appenders and produces a `log4rs::Config` whose
-//! logger names keep log4j's dotted inheritance (as `::` paths).
+//! logger names keep log4j's dotted inheritance (as `::` paths). [`yaml`]
+//! reads a log4rs YAML file instead, for people who know log4rs.
 
 pub mod build;
 pub mod error;
 pub mod model;
 pub mod properties;
+pub mod yaml;
 
 pub use error::{Location, Log4jError, Log4jErrors};
 pub use model::{Log4jConfig, Vars};
@@ -50,13 +52,7 @@ pub fn translate(sources: &[Source], vars: &Vars) -> Result<Log4jConfig, Log4jEr
 /// Orders errors as a reader meets them: by source, then line.
 fn sorted(mut errors: Vec<Log4jError>, sources: &[Source]) -> Log4jErrors {
     let rank = |e: &Log4jError| match &e.at {
-        Some(at) => (
-            sources
-                .iter()
-                .position(|s| *s.label == *at.file)
-                .unwrap_or(usize::MAX),
-            at.line,
-        ),
+        Some(at) => (sources.iter().position(|s| *s.label == *at.file).unwrap_or(usize::MAX), at.line),
         None => (usize::MAX, 0),
     };
     errors.sort_by_key(rank);
@@ -79,10 +75,7 @@ pub struct Loaded {
 pub fn load(sources: &[Source], vars: &Vars) -> Result<Loaded, Log4jErrors> {
     let model = translate(sources, vars)?;
     let config = build::build(&model).map_err(Log4jErrors)?;
-    Ok(Loaded {
-        config,
-        warnings: model.warnings,
-    })
+    Ok(Loaded { config, warnings: model.warnings })
 }
 
 #[cfg(test)]

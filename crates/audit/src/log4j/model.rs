@@ -135,10 +135,7 @@ struct RawAppender<'a> {
 ///
 /// # Errors
 /// Every problem found.
-pub fn read(
-    entries: &BTreeMap<String, Entry>,
-    vars: &Vars,
-) -> Result<Log4jConfig, Vec<Log4jError>> {
+pub fn read(entries: &BTreeMap<String, Entry>, vars: &Vars) -> Result<Log4jConfig, Vec<Log4jError>> {
     let mut errors = Vec::new();
     let mut values: BTreeMap<&str, (String, &Entry)> = BTreeMap::new();
     for (key, entry) in entries {
@@ -153,12 +150,7 @@ pub fn read(
             }
         }
     }
-    let mut root = LoggerSpec {
-        level: Some(LevelFilter::Debug),
-        appenders: vec![],
-        additive: true,
-        at: None,
-    };
+    let mut root = LoggerSpec { level: Some(LevelFilter::Debug), appenders: vec![], additive: true, at: None };
     let mut loggers: BTreeMap<String, LoggerSpec> = BTreeMap::new();
     let mut additivity: Vec<(String, bool)> = Vec::new();
     let mut threshold = None;
@@ -166,34 +158,22 @@ pub fn read(
     for (key, (value, entry)) in &values {
         let err = |m: String| Log4jError::new(entry.at.clone(), m);
         if let Some(rest) = key.strip_prefix("log4j.appender.") {
-            let (name, prop) = rest
-                .split_once('.')
-                .map_or((rest, None), |(n, p)| (n, Some(p)));
+            let (name, prop) = rest.split_once('.').map_or((rest, None), |(n, p)| (n, Some(p)));
             let a = raw.entry(name.to_owned()).or_default();
             match prop {
                 None => a.class = Some(entry),
                 Some(p) if p.eq_ignore_ascii_case("layout") => a.layout_class = Some(entry),
                 Some(p) => match p.split_once('.') {
-                    Some((l, lp)) if l.eq_ignore_ascii_case("layout") => {
-                        a.layout_props.push((lp.to_owned(), entry))
-                    }
+                    Some((l, lp)) if l.eq_ignore_ascii_case("layout") => a.layout_props.push((lp.to_owned(), entry)),
                     _ => a.props.push((p.to_owned(), entry)),
                 },
             }
-        } else if let Some(name) = key
-            .strip_prefix("log4j.logger.")
-            .or_else(|| key.strip_prefix("log4j.category."))
-        {
+        } else if let Some(name) = key.strip_prefix("log4j.logger.").or_else(|| key.strip_prefix("log4j.category.")) {
             match logger_value(value) {
                 Ok((level, appenders)) => {
                     loggers.insert(
                         name.to_owned(),
-                        LoggerSpec {
-                            level,
-                            appenders,
-                            additive: true,
-                            at: Some(entry.at.clone()),
-                        },
+                        LoggerSpec { level, appenders, additive: true, at: Some(entry.at.clone()) },
                     );
                 }
                 Err(m) => errors.push(err(m)),
@@ -233,54 +213,29 @@ pub fn read(
     for (name, additive) in additivity {
         loggers
             .entry(name)
-            .or_insert(LoggerSpec {
-                level: None,
-                appenders: vec![],
-                additive: true,
-                at: None,
-            })
+            .or_insert(LoggerSpec { level: None, appenders: vec![], additive: true, at: None })
             .additive = additive;
     }
     let mut appenders = BTreeMap::new();
     let mut warnings = Vec::new();
     for (name, a) in &raw {
         let values_of = |props: &Vec<(String, &Entry)>| -> Vec<(String, String, Location)> {
-            props
-                .iter()
-                .map(|(p, e)| (p.clone(), values[e.key.as_str()].0.clone(), e.at.clone()))
-                .collect()
+            props.iter().map(|(p, e)| (p.clone(), values[e.key.as_str()].0.clone(), e.at.clone())).collect()
         };
         let Some(class) = a.class else {
-            let at = a
-                .props
-                .first()
-                .or(a.layout_props.first())
-                .map(|(_, e)| *e)
-                .or(a.layout_class);
+            let at = a.props.first().or(a.layout_props.first()).map(|(_, e)| *e).or(a.layout_class);
             if let Some(e) = at {
                 errors.push(Log4jError::new(
                     e.at.clone(),
-                    format!(
-                        "appender {name} has properties but no class (log4j.appender.{name}=...)"
-                    ),
+                    format!("appender {name} has properties but no class (log4j.appender.{name}=...)"),
                 ));
             }
             continue;
         };
         let class_value = values[class.key.as_str()].0.trim().to_owned();
-        let layout = a
-            .layout_class
-            .map(|e| (values[e.key.as_str()].0.trim().to_owned(), e.at.clone()));
+        let layout = a.layout_class.map(|e| (values[e.key.as_str()].0.trim().to_owned(), e.at.clone()));
         let (props, layout_props) = (values_of(&a.props), values_of(&a.layout_props));
-        match appender(
-            name,
-            &class_value,
-            &class.at,
-            &props,
-            layout,
-            &layout_props,
-            &mut warnings,
-        ) {
+        match appender(name, &class_value, &class.at, &props, layout, &layout_props, &mut warnings) {
             Ok(spec) => {
                 appenders.insert(name.clone(), spec);
             }
@@ -290,23 +245,17 @@ pub fn read(
     for (name, spec) in &loggers {
         let level = spec.level.unwrap_or(LevelFilter::Info);
         if !spec.additive && spec.appenders.is_empty() && level != LevelFilter::Off {
-            let message = format!(
-                "logger {name} is not additive and has no appender: its records go nowhere"
-            );
+            let message = format!("logger {name} is not additive and has no appender: its records go nowhere");
             warnings.push(match &spec.at {
                 Some(at) => Log4jError::new(at.clone(), message),
                 None => Log4jError::global(message),
             });
         }
     }
-    for (name, spec) in
-        std::iter::once(("rootLogger", &root)).chain(loggers.iter().map(|(n, s)| (n.as_str(), s)))
-    {
+    for (name, spec) in std::iter::once(("rootLogger", &root)).chain(loggers.iter().map(|(n, s)| (n.as_str(), s))) {
         for a in &spec.appenders {
             if raw.get(a).is_none_or(|r| r.class.is_none()) {
-                let message = format!(
-                    "appender {a} (used by {name}) is not defined: add log4j.appender.{a}=<class>"
-                );
+                let message = format!("appender {a} (used by {name}) is not defined: add log4j.appender.{a}=<class>");
                 errors.push(match &spec.at {
                     Some(at) => Log4jError::new(at.clone(), message),
                     None => Log4jError::global(message),
@@ -314,17 +263,7 @@ pub fn read(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(Log4jConfig {
-            root,
-            loggers,
-            threshold,
-            appenders,
-            warnings,
-        })
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(Log4jConfig { root, loggers, threshold, appenders, warnings }) } else { Err(errors) }
 }
 
 fn appender(
@@ -357,22 +296,10 @@ fn appender(
             )]);
         }
     };
-    const COMMON: [&str; 5] = [
-        "threshold",
-        "encoding",
-        "immediateflush",
-        "bufferedio",
-        "buffersize",
-    ];
+    const COMMON: [&str; 5] = ["threshold", "encoding", "immediateflush", "bufferedio", "buffersize"];
     // Properties of log4j's other file appenders: understood, but ignored
     // with a warning where they do not apply (as log4j does).
-    const FILE_FAMILY: [&str; 5] = [
-        "file",
-        "append",
-        "maxfilesize",
-        "maxbackupindex",
-        "datepattern",
-    ];
+    const FILE_FAMILY: [&str; 5] = ["file", "append", "maxfilesize", "maxbackupindex", "datepattern"];
     let mut get = HashMap::new();
     for (p, v, loc) in props {
         let lower = p.to_ascii_lowercase();
@@ -380,15 +307,9 @@ fn appender(
             get.insert(lower, (v.as_str(), loc));
         } else if FILE_FAMILY.contains(&lower.as_str()) {
             let short = class.rsplit('.').next().unwrap_or(class);
-            warnings.push(Log4jError::new(
-                loc.clone(),
-                format!("ignored: {p} does not apply to {short}"),
-            ));
+            warnings.push(Log4jError::new(loc.clone(), format!("ignored: {p} does not apply to {short}")));
         } else {
-            errors.push(Log4jError::new(
-                loc.clone(),
-                format!("unknown property {p} of appender {name}"),
-            ));
+            errors.push(Log4jError::new(loc.clone(), format!("unknown property {p} of appender {name}")));
         }
     }
     let mut threshold = None;
@@ -422,9 +343,7 @@ fn appender(
                     format!("Target must be System.out or System.err, not {target:?}"),
                 ));
             }
-            AppenderKind::Console {
-                stderr: target == "System.err",
-            }
+            AppenderKind::Console { stderr: target == "System.err" }
         }
         FILE => AppenderKind::File { path, append },
         ROLLING => {
@@ -443,29 +362,14 @@ fn appender(
                     loc,
                 );
             }
-            AppenderKind::Rolling {
-                path,
-                append,
-                max_size,
-                max_backups,
-            }
+            AppenderKind::Rolling { path, append, max_size, max_backups }
         }
         _ => {
-            let (pattern, loc) = get
-                .get("datepattern")
-                .map_or(("'.'yyyy-MM-dd", at), |(v, l)| (v.trim(), l));
+            let (pattern, loc) = get.get("datepattern").map_or(("'.'yyyy-MM-dd", at), |(v, l)| (v.trim(), l));
             match (java_date::to_chrono(pattern), Period::of(pattern)) {
-                (Ok(suffix_format), Ok(period)) => AppenderKind::Daily {
-                    path,
-                    append,
-                    suffix_format,
-                    period,
-                },
+                (Ok(suffix_format), Ok(period)) => AppenderKind::Daily { path, append, suffix_format, period },
                 (Err(m), _) | (_, Err(m)) => {
-                    errors.push(Log4jError::new(
-                        loc.clone(),
-                        format!("bad DatePattern: {m}"),
-                    ));
+                    errors.push(Log4jError::new(loc.clone(), format!("bad DatePattern: {m}")));
                     AppenderKind::File { path, append }
                 }
             }
@@ -479,13 +383,7 @@ fn appender(
         }
     };
     if errors.is_empty() {
-        Ok(AppenderSpec {
-            name: name.to_owned(),
-            kind,
-            layout,
-            threshold,
-            at: at.clone(),
-        })
+        Ok(AppenderSpec { name: name.to_owned(), kind, layout, threshold, at: at.clone() })
     } else {
         Err(errors)
     }
@@ -497,45 +395,29 @@ fn read_layout(
     props: &[(String, String, Location)],
     warnings: &mut Vec<Log4jError>,
 ) -> Result<LayoutSpec, Vec<Log4jError>> {
-    let pattern_prop = props
-        .iter()
-        .find(|(p, _, _)| p.eq_ignore_ascii_case("ConversionPattern"));
+    let pattern_prop = props.iter().find(|(p, _, _)| p.eq_ignore_ascii_case("ConversionPattern"));
     let mut errors: Vec<Log4jError> = props
         .iter()
         .filter(|(p, _, _)| !p.eq_ignore_ascii_case("ConversionPattern"))
-        .map(|(p, _, loc)| {
-            Log4jError::new(
-                loc.clone(),
-                format!("unknown property {p} of the layout of {name}"),
-            )
-        })
+        .map(|(p, _, loc)| Log4jError::new(loc.clone(), format!("unknown property {p} of the layout of {name}")))
         .collect();
     let Some((class, at)) = class else {
         return match pattern_prop {
             // A pattern without a layout class: PatternLayout, as the seed snippet assumes.
             Some((_, v, loc)) => pattern(v, loc).map_err(|e| vec![e]),
-            None => Ok(LayoutSpec::Pattern(
-                PatternLayout::parse("%m%n").expect("a valid pattern"),
-            )),
+            None => Ok(LayoutSpec::Pattern(PatternLayout::parse("%m%n").expect("a valid pattern"))),
         };
     };
     let short = class.rsplit('.').next().unwrap_or(&class);
     let layout = match short {
         "PatternLayout" | "EnhancedPatternLayout" => match pattern_prop {
             Some((_, v, loc)) => pattern(v, loc).map_err(|e| errors.push(e)).ok(),
-            None => Some(LayoutSpec::Pattern(
-                PatternLayout::parse("%m%n").expect("a valid pattern"),
-            )),
+            None => Some(LayoutSpec::Pattern(PatternLayout::parse("%m%n").expect("a valid pattern"))),
         },
-        "SimpleLayout" => Some(LayoutSpec::Pattern(
-            PatternLayout::parse("%p - %m%n").expect("a valid pattern"),
-        )),
+        "SimpleLayout" => Some(LayoutSpec::Pattern(PatternLayout::parse("%p - %m%n").expect("a valid pattern"))),
         "JSONAuditLayout" | "JsonLayout" => {
             if let Some((_, _, loc)) = pattern_prop {
-                warnings.push(Log4jError::new(
-                    loc.clone(),
-                    format!("ignored: {short} takes no ConversionPattern"),
-                ));
+                warnings.push(Log4jError::new(loc.clone(), format!("ignored: {short} takes no ConversionPattern")));
             }
             Some(LayoutSpec::JsonAudit)
         }
@@ -569,18 +451,12 @@ fn pattern(value: &str, at: &Location) -> Result<LayoutSpec, Log4jError> {
 fn logger_value(value: &str) -> Result<(Option<LevelFilter>, Vec<String>), String> {
     let mut parts = value.split(',').map(str::trim);
     let first = parts.next().unwrap_or("");
-    let lvl = if first.is_empty()
-        || first.eq_ignore_ascii_case("inherited")
-        || first.eq_ignore_ascii_case("null")
-    {
+    let lvl = if first.is_empty() || first.eq_ignore_ascii_case("inherited") || first.eq_ignore_ascii_case("null") {
         None
     } else {
         Some(level(first)?)
     };
-    Ok((
-        lvl,
-        parts.filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-    ))
+    Ok((lvl, parts.filter(|p| !p.is_empty()).map(str::to_owned).collect()))
 }
 
 /// A log4j level; FATAL is ERROR, ALL is TRACE.
@@ -593,9 +469,7 @@ pub fn level(value: &str) -> Result<LevelFilter, String> {
         "ERROR" | "FATAL" => LevelFilter::Error,
         "OFF" => LevelFilter::Off,
         _ => {
-            return Err(format!(
-                "bad level {value:?} (ALL, TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF)"
-            ));
+            return Err(format!("bad level {value:?} (ALL, TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF)"));
         }
     })
 }
@@ -626,13 +500,14 @@ pub fn size(value: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(unit))
         .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            format!("bad size {value:?} (a positive whole number, optionally with KB, MB or GB)")
-        })
+        .ok_or_else(|| format!("bad size {value:?} (a positive whole number, optionally with KB, MB or GB)"))
 }
 
 /// Expands `${DIP_HOME}`, `${DKU_APINODE_DATA_DIR}` and `${env:NAME}`.
-fn substitute(value: &str, vars: &Vars) -> Result<String, String> {
+///
+/// # Errors
+/// A message naming an unknown or unset variable.
+pub fn substitute(value: &str, vars: &Vars) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -643,11 +518,7 @@ fn substitute(value: &str, vars: &Vars) -> Result<String, String> {
         match name {
             "DIP_HOME" | "DKU_APINODE_DATA_DIR" => out.push_str(&vars.data_dir),
             _ => match name.strip_prefix("env:") {
-                Some(var) => out.push_str(
-                    vars.env
-                        .get(var)
-                        .ok_or(format!("environment variable {var} is not set"))?,
-                ),
+                Some(var) => out.push_str(vars.env.get(var).ok_or(format!("environment variable {var} is not set"))?),
                 None => {
                     return Err(format!(
                         "unknown variable ${{{name}}} (known: DIP_HOME, DKU_APINODE_DATA_DIR, env:NAME)"

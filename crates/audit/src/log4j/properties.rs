@@ -44,29 +44,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, Vec<Log4jError>> {
                 None => break,
             }
         }
-        let at = Location {
-            file: file.clone(),
-            line: index + 1,
-            key: String::new(),
-        };
+        let at = Location { file: file.clone(), line: index + 1, key: String::new() };
         let (raw_key, raw_value) = split_key_value(&logical);
         match (unescape(raw_key), unescape(raw_value)) {
-            (Ok(key), Ok(value)) => entries.push(Entry {
-                at: Location {
-                    key: key.clone(),
-                    ..at
-                },
-                key,
-                value,
-            }),
+            (Ok(key), Ok(value)) => entries.push(Entry { at: Location { key: key.clone(), ..at }, key, value }),
             (Err(message), _) | (_, Err(message)) => errors.push(Log4jError::new(at, message)),
         }
     }
-    if errors.is_empty() {
-        Ok(entries)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(entries) } else { Err(errors) }
 }
 
 /// Merges layers in order: a key of a later layer replaces the same key of
@@ -117,9 +102,7 @@ fn unescape(s: &str) -> Result<String, String> {
             Some('f') => out.push('\x0c'),
             Some('u') => {
                 let hex: String = chars.by_ref().take(4).collect();
-                let code = u32::from_str_radix(&hex, 16)
-                    .ok()
-                    .filter(|_| hex.len() == 4);
+                let code = u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == 4);
                 match code.and_then(char::from_u32) {
                     Some(ch) => out.push(ch),
                     None => return Err(format!("malformed \\u escape \"\\u{hex}\"")),
@@ -137,11 +120,7 @@ mod tests {
     use super::*;
 
     fn kv(text: &str) -> Vec<(String, String, usize)> {
-        parse("f", text)
-            .expect("valid")
-            .into_iter()
-            .map(|e| (e.key, e.value, e.at.line))
-            .collect()
+        parse("f", text).expect("valid").into_iter().map(|e| (e.key, e.value, e.at.line)).collect()
     }
 
     #[test]
@@ -165,10 +144,7 @@ mod tests {
         let line = r#"log4j.appender.Q.layout.ConversionPattern={"timestamp" : "%d{yyyy/MM/dd-HH:mm:ss.SSS}Z", "message" : %m}%n"#;
         let entries = kv(line);
         assert_eq!(entries[0].0, "log4j.appender.Q.layout.ConversionPattern");
-        assert_eq!(
-            entries[0].1,
-            r#"{"timestamp" : "%d{yyyy/MM/dd-HH:mm:ss.SSS}Z", "message" : %m}%n"#
-        );
+        assert_eq!(entries[0].1, r#"{"timestamp" : "%d{yyyy/MM/dd-HH:mm:ss.SSS}Z", "message" : %m}%n"#);
     }
 
     #[test]
@@ -177,14 +153,8 @@ mod tests {
         let over = parse("over", "b=3").expect("valid");
         let merged = merge(vec![base, over]);
         assert_eq!(merged["a"].value, "1");
-        assert_eq!(
-            (merged["b"].value.as_str(), &*merged["b"].at.file),
-            ("3", "over")
-        );
+        assert_eq!((merged["b"].value.as_str(), &*merged["b"].at.file), ("3", "over"));
         let errors = parse("f", "ok=1\nbad=\\u12G4").unwrap_err();
-        assert_eq!(
-            errors[0].to_string(),
-            r#"f:2: malformed \u escape "\u12G4""#
-        );
+        assert_eq!(errors[0].to_string(), r#"f:2: malformed \u escape "\u12G4""#);
     }
 }

@@ -1,0 +1,276 @@
+//! The alternative for people who know log4rs: a log4rs YAML file
+//! (`resources/logging/dku-log4rs.yaml`). It is read with log4rs's own
+//! `RawConfig` and deserializers, plus this crate's log4j appenders and
+//! layouts as extra kinds (`log4j_file`, `log4j_rolling_file`,
+//! `log4j_daily_rolling_file`, `log4j_pattern`, `json_audit`), so that YAML
+//! users get the same file names, rolling, reopening and record times.
+//! Logger names may be written dotted, as in log4j: they are turned into
+//! log4rs's `::` paths so that inheritance works. `${DIP_HOME}` and
+//! `${env:NAME}` are expanded first. Every problem is reported at once.
+
+use std::path::Path;
+
+use log4rs::append::Append;
+use log4rs::config::{Config, Deserialize, Deserializers, RawConfig};
+use log4rs::encode::{Encode, EncoderConfig};
+
+use super::error::{Location, Log4jError, Log4jErrors};
+use super::model::{Vars, size, substitute};
+use super::{Loaded, build::log4rs_name};
+use crate::appender::daily::Period;
+use crate::appender::{DailyRollingFileAppender, FileAppender, RollingFileAppender};
+use crate::layout::{JsonAuditLayout, PatternLayout, java_date};
+
+/// Reads a log4rs YAML configuration; `label` names the file in errors.
+///
+/// # Errors
+/// Every problem: YAML syntax, unknown kinds, bad fields, files that cannot
+/// be opened, and log4rs's own checks.
+pub fn load(label: &str, text: &str, vars: &Vars) -> Result<Loaded, Log4jErrors> {
+    let at = |line: usize| Location { file: label.into(), line, key: String::new() };
+    let text = substitute(text, vars).map_err(|m| Log4jErrors(vec![Log4jError::new(at(1), m)]))?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        let line = e.location().map_or(1, |l| l.line());
+        Log4jErrors(vec![Log4jError::new(at(line), format!("not valid YAML: {e}"))])
+    })?;
+    let root_level = value.get("root").and_then(|r| r.get("level")).cloned();
+    if let Some(loggers) = value.get_mut("loggers").and_then(serde_yaml::Value::as_mapping_mut) {
+        inherit_levels(loggers, root_level);
+        let renamed: serde_yaml::Mapping = std::mem::take(loggers)
+            .into_iter()
+            .map(|(k, v)| (k.as_str().map_or(k.clone(), |name| log4rs_name(name).into()), v))
+            .collect();
+        *loggers = renamed;
+    }
+    let raw: RawConfig = serde_yaml::from_value(value)
+        .map_err(|e| Log4jErrors(vec![Log4jError::new(at(1), format!("not a log4rs configuration: {e}"))]))?;
+    let (appenders, errors) = raw.appenders_lossy(&deserializers());
+    if !errors.is_empty() {
+        let errors = format!("{errors:?}");
+        return Err(Log4jErrors(vec![Log4jError::new(at(1), format!("bad appender: {errors}"))]));
+    }
+    let config = Config::builder()
+        .appenders(appenders)
+        .loggers(raw.loggers())
+        .build(raw.root())
+        .map_err(|e| Log4jErrors(e.errors().iter().map(|e| Log4jError::new(at(1), e.to_string())).collect()))?;
+    Ok(Loaded { config, warnings: Vec::new() })
+}
+
+/// Gives a logger without `level` the level of its nearest configured dotted
+/// ancestor, or the root's, as log4j does (log4rs requires one per logger).
+fn inherit_levels(loggers: &mut serde_yaml::Mapping, root_level: Option<serde_yaml::Value>) {
+    let levels: std::collections::HashMap<String, serde_yaml::Value> =
+        loggers.iter().filter_map(|(k, v)| Some((k.as_str()?.replace("::", "."), v.get("level")?.clone()))).collect();
+    for (name, logger) in loggers.iter_mut() {
+        let (Some(name), Some(map)) = (name.as_str(), logger.as_mapping_mut()) else { continue };
+        if map.contains_key("level") {
+            continue;
+        }
+        let dotted = name.replace("::", ".");
+        let mut current = dotted.rfind('.').map(|i| &dotted[..i]);
+        let mut level = None;
+        while let Some(n) = current {
+            if let Some(l) = levels.get(n) {
+                level = Some(l.clone());
+                break;
+            }
+            current = n.rfind('.').map(|i| &n[..i]);
+        }
+        if let Some(l) = level.or_else(|| root_level.clone()) {
+            map.insert("level".into(), l);
+        }
+    }
+}
+
+/// log4rs's deserializers plus this crate's kinds.
+pub fn deserializers() -> Deserializers {
+    let mut d = Deserializers::new();
+    d.insert("log4j_file", FileKind);
+    d.insert("log4j_rolling_file", RollingKind);
+    d.insert("log4j_daily_rolling_file", DailyKind);
+    d.insert("log4j_pattern", PatternKind);
+    d.insert("json_audit", JsonKind);
+    d
+}
+
+fn encoder(config: Option<EncoderConfig>, d: &Deserializers) -> anyhow::Result<Box<dyn Encode>> {
+    match config {
+        Some(e) => d.deserialize(&e.kind, e.config),
+        None => Ok(Box::new(PatternLayout::parse("%m%n").map_err(anyhow::Error::msg)?)),
+    }
+}
+
+/// `kind: log4j_file`
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKindConfig {
+    path: String,
+    #[serde(default)]
+    append: Option<bool>,
+    #[serde(default)]
+    encoder: Option<EncoderConfig>,
+}
+
+struct FileKind;
+
+impl Deserialize for FileKind {
+    type Trait = dyn Append;
+    type Config = FileKindConfig;
+    fn deserialize(&self, c: FileKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
+        Ok(Box::new(FileAppender::new(Path::new(&c.path), c.append.unwrap_or(true), encoder(c.encoder, d)?)?))
+    }
+}
+
+/// `kind: log4j_rolling_file`
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollingKindConfig {
+    path: String,
+    #[serde(default)]
+    append: Option<bool>,
+    #[serde(default)]
+    max_file_size: Option<String>,
+    #[serde(default)]
+    max_backup_index: Option<u32>,
+    #[serde(default)]
+    encoder: Option<EncoderConfig>,
+}
+
+struct RollingKind;
+
+impl Deserialize for RollingKind {
+    type Trait = dyn Append;
+    type Config = RollingKindConfig;
+    fn deserialize(&self, c: RollingKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
+        let max_size = size(c.max_file_size.as_deref().unwrap_or("10MB")).map_err(anyhow::Error::msg)?;
+        let append = c.append.unwrap_or(true);
+        let backups = c.max_backup_index.unwrap_or(1);
+        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, backups, encoder(c.encoder, d)?)?))
+    }
+}
+
+/// `kind: log4j_daily_rolling_file`
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailyKindConfig {
+    path: String,
+    #[serde(default)]
+    append: Option<bool>,
+    #[serde(default)]
+    date_pattern: Option<String>,
+    #[serde(default)]
+    encoder: Option<EncoderConfig>,
+}
+
+struct DailyKind;
+
+impl Deserialize for DailyKind {
+    type Trait = dyn Append;
+    type Config = DailyKindConfig;
+    fn deserialize(&self, c: DailyKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
+        let pattern = c.date_pattern.as_deref().unwrap_or("'.'yyyy-MM-dd");
+        let suffix = java_date::to_chrono(pattern).map_err(anyhow::Error::msg)?;
+        let period = Period::of(pattern).map_err(anyhow::Error::msg)?;
+        let append = c.append.unwrap_or(true);
+        Ok(Box::new(DailyRollingFileAppender::new(Path::new(&c.path), append, suffix, period, encoder(c.encoder, d)?)?))
+    }
+}
+
+/// `kind: log4j_pattern` (a log4j ConversionPattern).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternKindConfig {
+    pattern: String,
+}
+
+struct PatternKind;
+
+impl Deserialize for PatternKind {
+    type Trait = dyn Encode;
+    type Config = PatternKindConfig;
+    fn deserialize(&self, c: PatternKindConfig, _: &Deserializers) -> anyhow::Result<Box<dyn Encode>> {
+        Ok(Box::new(PatternLayout::parse(&c.pattern).map_err(anyhow::Error::msg)?))
+    }
+}
+
+/// `kind: json_audit`
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonKindConfig {}
+
+struct JsonKind;
+
+impl Deserialize for JsonKind {
+    type Trait = dyn Encode;
+    type Config = JsonKindConfig;
+    fn deserialize(&self, _: JsonKindConfig, _: &Deserializers) -> anyhow::Result<Box<dyn Encode>> {
+        Ok(Box::new(JsonAuditLayout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use log::Log;
+
+    use super::*;
+
+    const YAML: &str = r#"
+appenders:
+  main:
+    kind: log4j_file
+    path: "${DIP_HOME}/run/apimain.log"
+    encoder:
+      kind: log4j_pattern
+      pattern: "[%-5p] [%c] - %m%n"
+  queries:
+    kind: log4j_rolling_file
+    path: "${DIP_HOME}/run/audit/queries.log"
+    max_file_size: 10MB
+    max_backup_index: 3
+    encoder:
+      kind: json_audit
+root:
+  level: info
+  appenders: [main]
+loggers:
+  dku.apinode.audit:
+    level: info
+  dku.apinode.audit.queries:
+    appenders: [queries]
+    additive: false
+"#;
+
+    #[test]
+    fn dotted_loggers_custom_kinds_and_variables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars = Vars { data_dir: dir.path().display().to_string(), env: Default::default() };
+        let loaded = load("resources/logging/dku-log4rs.yaml", YAML, &vars).expect("valid YAML");
+        let (logger, guard) = crate::writer::start(loaded.config).expect("writer");
+        for (target, message) in
+            [("dku::apinode::audit::queries", r#"{"requestId": "y1"}"#), ("dku::apinode::audit::admin", "admin change")]
+        {
+            let args = format_args!("{message}");
+            logger.log(&log::Record::builder().target(target).level(log::Level::Info).args(args).build());
+        }
+        guard.shutdown();
+        let queries = std::fs::read_to_string(dir.path().join("run/audit/queries.log")).expect("queries");
+        let v: serde_json::Value = serde_json::from_str(queries.trim()).expect("JSON layout");
+        assert_eq!(v["message"]["requestId"], "y1");
+        let main = std::fs::read_to_string(dir.path().join("run/apimain.log")).expect("main");
+        assert_eq!(main, "[INFO ] [dku.apinode.audit.admin] - admin change\n");
+    }
+
+    #[test]
+    fn problems_name_the_file() {
+        let vars = Vars::default();
+        let e = load("x.yaml", "appenders: [", &vars).unwrap_err().to_string();
+        assert!(e.contains("x.yaml:") && e.contains("not valid YAML"), "{e}");
+        let e = load("x.yaml", "appenders:\n  a:\n    kind: nope\nroot:\n  level: info\n  appenders: [a]\n", &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad appender") && e.contains("nope"), "{e}");
+        let e = load("x.yaml", "root:\n  level: info\n  appenders: [missing]\n", &vars).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
+}
