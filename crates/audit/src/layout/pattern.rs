@@ -7,15 +7,23 @@
 
 use std::fmt::Write as _;
 
+use chrono::format::{Item, StrftimeItems};
 use log4rs::encode::{Encode, Write};
 
 use super::{dotted, java_date, level_name};
 use crate::writer::RecordContext;
 
+/// A chrono format parsed once (formatting with a `&str` re-parses it for
+/// every record).
+#[derive(Debug, Clone, PartialEq)]
+struct DateFormat(Vec<Item<'static>>);
+
+impl Eq for DateFormat {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Conversion {
     Literal(String),
-    Date(String),
+    Date(DateFormat),
     Logger(Option<usize>),
     Level,
     Message,
@@ -91,7 +99,11 @@ impl PatternLayout {
                 None
             };
             let conversion = match c {
-                'd' => Conversion::Date(java_date::to_chrono(option.as_deref().unwrap_or("ISO8601"))?),
+                'd' => {
+                    let format = java_date::to_chrono(option.as_deref().unwrap_or("ISO8601"))?;
+                    let items = StrftimeItems::new(&format).parse_to_owned().map_err(|e| format!("{e}"))?;
+                    Conversion::Date(DateFormat(items))
+                }
                 'c' => Conversion::Logger(match option {
                     None => None,
                     Some(n) => {
@@ -120,15 +132,24 @@ impl PatternLayout {
     pub fn render(&self, out: &mut String, record: &log::Record<'_>, context: &RecordContext) {
         let mut field = String::new();
         for part in &self.parts {
-            if let Conversion::Literal(text) = &part.conversion {
-                out.push_str(text);
-                continue;
+            let plain = part.min == 0 && part.max.is_none();
+            match &part.conversion {
+                Conversion::Literal(text) => {
+                    out.push_str(text);
+                    continue;
+                }
+                // The message is most of a line: write it straight through.
+                Conversion::Message if plain => {
+                    let _ = write!(out, "{}", record.args());
+                    continue;
+                }
+                _ => {}
             }
             field.clear();
             match &part.conversion {
                 Conversion::Literal(_) => {}
                 Conversion::Date(format) => {
-                    let _ = write!(field, "{}", context.local_time().format(format));
+                    let _ = write!(field, "{}", context.local_time().format_with_items(format.0.iter()));
                 }
                 Conversion::Logger(n) => {
                     let name = dotted(record.target());
