@@ -14,8 +14,9 @@ use std::time::Instant;
 use audit::Topic;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -47,8 +48,9 @@ const INLINE_MAX_RECORDS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct CallerKey(pub String);
 
-/// One prediction call, from arrival to answer.
-struct Call {
+/// One prediction call, from arrival to answer (an extractor: the path, the
+/// client's address and the headers it needs).
+pub struct Call {
     started: Instant,
     request_id: RequestId,
     client_ip: IpAddr,
@@ -56,6 +58,8 @@ struct Call {
     service: String,
     endpoint: String,
     caller: Option<Caller>,
+    /// The `Authorization` header, checked against the service's keys.
+    authorization: Option<HeaderValue>,
     /// Why authentication failed, when it did.
     auth_failure: Option<&'static str>,
     /// The request body, kept for a failure record.
@@ -87,18 +91,10 @@ struct Request {
 }
 
 /// `POST /public/api/v1/{service}/{endpoint}/predict`
-pub async fn predict(
-    State(node): State<Arc<Node>>,
-    Path((service, endpoint)): Path<(String, String)>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+pub async fn predict(State(node): State<Arc<Node>>, mut call: Call, body: Body) -> Response {
     let outcome = async {
         call.body = read_body(body, node.config.max_body_bytes).await?;
-        let service = call.authorise(&node, &headers)?;
+        let service = call.authorise(&node)?;
         let body: PredictBody = parse_json(&call.body)?;
         let items = vec![ItemBody { features: body.features, context: body.context }];
         let request = Request { items, explanations: body.explanations, dispatch: body.dispatch, multi: false };
@@ -109,18 +105,10 @@ pub async fn predict(
 }
 
 /// `POST /public/api/v1/{service}/{endpoint}/predict-multi`
-pub async fn predict_multi(
-    State(node): State<Arc<Node>>,
-    Path((service, endpoint)): Path<(String, String)>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Body,
-) -> Response {
-    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+pub async fn predict_multi(State(node): State<Arc<Node>>, mut call: Call, body: Body) -> Response {
     let outcome = async {
         call.body = read_body(body, node.config.max_body_bytes).await?;
-        let service = call.authorise(&node, &headers)?;
+        let service = call.authorise(&node)?;
         let body: MultiBody = parse_json(&call.body)?;
         if body.items.is_empty() {
             return Err(ApiError::InvalidRequest("items: must hold at least one record".into()));
@@ -135,17 +123,10 @@ pub async fn predict_multi(
 
 /// `GET /public/api/v1/{service}/{endpoint}/predict-simple?feature=value&...`
 /// Every value is text; numeric features parse it.
-pub async fn predict_simple(
-    State(node): State<Arc<Node>>,
-    Path((service, endpoint)): Path<(String, String)>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let mut call = Call::new(service, endpoint, addr, &headers, &uri);
+pub async fn predict_simple(State(node): State<Arc<Node>>, mut call: Call, uri: Uri) -> Response {
     call.body = Bytes::from(uri.query().unwrap_or_default().to_owned());
     let outcome = async {
-        let service = call.authorise(&node, &headers)?;
+        let service = call.authorise(&node)?;
         let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
             .map_err(|e| ApiError::InvalidRequest(format!("the query string is not valid: {e}")))?;
         let features: Map<String, Value> = query.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
@@ -156,27 +137,37 @@ pub async fn predict_simple(
     call.finish(&node, outcome)
 }
 
-impl Call {
-    fn new(service: String, endpoint: String, addr: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Call {
+impl FromRequestParts<Arc<Node>> for Call {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Node>) -> Result<Call, Response> {
+        let Path((service, endpoint)) =
+            Path::<(String, String)>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let client_ip =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
         // The client's X-Request-Id when it is a reasonable token, else a new one.
-        let request_id = headers
+        let request_id = parts
+            .headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .and_then(RequestId::from_client)
             .unwrap_or_else(RequestId::generate);
-        Call {
+        Ok(Call {
             started: Instant::now(),
             request_id,
-            client_ip: addr.ip(),
-            path: uri.path().to_owned(),
+            client_ip,
+            path: parts.uri.path().to_owned(),
             service,
             endpoint,
             caller: None,
+            authorization: parts.headers.get(axum::http::header::AUTHORIZATION).cloned(),
             auth_failure: None,
             body: Bytes::new(),
-        }
+        })
     }
+}
 
+impl Call {
     fn info<'a>(&'a self, node: &'a Node) -> CallInfo<'a> {
         CallInfo {
             node_id: &node.config.node_id,
@@ -189,13 +180,12 @@ impl Call {
     }
 
     /// Finds the service and checks the caller's key.
-    fn authorise(&mut self, node: &Node, headers: &HeaderMap) -> Result<Arc<Service>, ApiError> {
+    fn authorise(&mut self, node: &Node) -> Result<Arc<Service>, ApiError> {
         let found = node
             .registry
             .get(&self.service)
             .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
-        let header = headers.get(axum::http::header::AUTHORIZATION).map(HeaderValue::as_bytes);
-        match found.auth.check(header) {
+        match found.auth.check(self.authorization.as_ref().map(HeaderValue::as_bytes)) {
             Ok(key) => self.caller = key.map(Caller::from),
             Err(failure) => {
                 self.auth_failure = Some(failure.code());
