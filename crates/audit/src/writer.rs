@@ -34,6 +34,17 @@ pub struct RecordContext {
 thread_local! {
     static THREAD_NAME: Arc<str> = Arc::from(std::thread::current().name().unwrap_or("unnamed"));
     static CURRENT: RefCell<Option<RecordContext>> = const { RefCell::new(None) };
+    /// Set while the writer writes a confirmed record: appenders then flush
+    /// at once and report failures through log4rs's error handler.
+    static CONFIRMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The first appender failure seen while confirming.
+    static CONFIRM_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// True while the writer is writing a record whose sender waits for it to
+/// be on disk: appenders must flush before returning.
+pub fn confirming() -> bool {
+    CONFIRMING.with(std::cell::Cell::get)
 }
 
 fn process_start() -> Instant {
@@ -87,6 +98,9 @@ struct OwnedRecord {
 
 enum Msg {
     Record(OwnedRecord),
+    /// A record whose sender waits to learn whether every appender that
+    /// took it wrote it to its file.
+    Confirmed(OwnedRecord, mpsc::Sender<Result<(), String>>),
     Flush(mpsc::Sender<()>),
     Stop,
 }
@@ -195,6 +209,49 @@ pub fn emit(target: &'static str, level: Level, message: String) {
     }
 }
 
+/// Why a confirmed record was not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmError {
+    /// The logger is off for this target: nothing would record it.
+    #[error("the logger {0} is OFF")]
+    Disabled(String),
+    /// An appender failed to write or flush it.
+    #[error("an appender failed: {0}")]
+    Appender(String),
+    /// The writer did not answer in time, or has stopped.
+    #[error("the log writer is not available")]
+    Unavailable,
+}
+
+/// How long a confirmed write may take before it counts as failed.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes a record and waits until every appender that took it has written
+/// it to its file. For changes that may only happen once recorded (admin
+/// API). Blocks the calling thread (use `spawn_blocking` from async code).
+///
+/// # Errors
+/// [`ConfirmError`] when the record is not known to be written.
+pub fn emit_confirmed(target: &'static str, level: Level, message: String) -> Result<(), ConfirmError> {
+    let Some(shared) = GLOBAL.get() else {
+        // No writer (tests embedding the node): the log facade is all there is.
+        log::log!(target: target, level, "{message}");
+        return Ok(());
+    };
+    if !shared.enabled(level, target) {
+        return Err(ConfirmError::Disabled(target.replace("::", ".")));
+    }
+    let (ack, done) = mpsc::channel();
+    let record = OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now() };
+    shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+    shared.tx.send(Msg::Confirmed(record, ack)).map_err(|_| ConfirmError::Unavailable)?;
+    match done.recv_timeout(CONFIRM_TIMEOUT) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ConfirmError::Appender(e)),
+        Err(_) => Err(ConfirmError::Unavailable),
+    }
+}
+
 /// True when a record of `level` on `target` would be written (lets callers
 /// skip building a record nobody wants, such as `allcalls` when it is OFF).
 pub fn enabled(target: &str, level: Level) -> bool {
@@ -274,6 +331,9 @@ pub fn start(config: log4rs::Config) -> Result<(AsyncLogger, LoggingGuard), Inst
         Box::new(move |e: &anyhow::Error| {
             handler_stats.appender_errors.fetch_add(1, Ordering::Relaxed);
             let message = format!("{e:#}");
+            if confirming() {
+                CONFIRM_FAILURE.with(|f| f.borrow_mut().get_or_insert_with(|| message.clone()).len());
+            }
             let mut last = last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.as_deref() != Some(message.as_str()) {
                 eprintln!("apinode logging: an appender failed: {message}");
@@ -319,8 +379,10 @@ fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
         }
         if stop {
             // Records sent after Stop by threads still running are written too.
-            while let Ok(Msg::Record(record)) = rx.try_recv() {
-                write_record(inner, stats, record);
+            while let Ok(msg) = rx.try_recv() {
+                if let Msg::Record(record) | Msg::Confirmed(record, _) = msg {
+                    write_record(inner, stats, record);
+                }
             }
             inner.flush();
             return;
@@ -356,6 +418,13 @@ fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
 fn handle(inner: &log4rs::Logger, stats: &WriterStats, msg: Msg) -> bool {
     match msg {
         Msg::Record(record) => write_record(inner, stats, record),
+        Msg::Confirmed(record, ack) => {
+            CONFIRMING.with(|c| c.set(true));
+            CONFIRM_FAILURE.with(|f| f.borrow_mut().take());
+            write_record(inner, stats, record);
+            CONFIRMING.with(|c| c.set(false));
+            let _ = ack.send(CONFIRM_FAILURE.with(|f| f.borrow_mut().take()).map_or(Ok(()), Err));
+        }
         Msg::Flush(ack) => {
             inner.flush();
             let _ = ack.send(());
@@ -378,6 +447,14 @@ fn write_record(inner: &log4rs::Logger, stats: &WriterStats, record: OwnedRecord
 #[doc(hidden)]
 pub mod tests_support {
     use super::{CURRENT, RecordContext};
+
+    /// Runs `f` as the writer does for a confirmed record.
+    pub fn confirming<R>(f: impl FnOnce() -> R) -> R {
+        super::CONFIRMING.with(|c| c.set(true));
+        let r = f();
+        super::CONFIRMING.with(|c| c.set(false));
+        r
+    }
 
     /// Runs `f` as the writer thread would, with `context` current.
     pub fn with_context<R>(context: RecordContext, f: impl FnOnce() -> R) -> R {

@@ -153,6 +153,9 @@ impl Append for DailyRollingFileAppender {
             state.next_rollover = self.period.next_start(now);
         }
         state.file.write(&bytes)?;
+        if crate::writer::confirming() {
+            state.file.flush_confirmed()?;
+        }
         Ok(())
     }
 

@@ -33,7 +33,11 @@ impl FileAppender {
 impl Append for FileAppender {
     fn append(&self, record: &log::Record<'_>) -> anyhow::Result<()> {
         let bytes = encode(&*self.encoder, record)?;
-        lock(&self.file).write(&bytes)?;
+        let mut file = lock(&self.file);
+        file.write(&bytes)?;
+        if crate::writer::confirming() {
+            file.flush_confirmed()?;
+        }
         Ok(())
     }
 
@@ -95,6 +99,9 @@ impl Append for RollingFileAppender {
         let bytes = encode(&*self.encoder, record)?;
         let mut file = lock(&self.file);
         file.write(&bytes)?;
+        if crate::writer::confirming() {
+            file.flush_confirmed()?;
+        }
         if file.size() >= self.max_size {
             self.roll(&mut file)?;
         }
@@ -166,5 +173,26 @@ mod tests {
         record_bytes(&appender, 1);
         assert_eq!(read(&dir.path().join("q.log.rotated")), "line 0000\n");
         assert_eq!(read(&path), "line 0000\n", "the new file holds what came after the reopen");
+    }
+}
+
+#[cfg(test)]
+mod confirm_tests {
+    use super::*;
+    use crate::layout::PatternLayout;
+
+    #[test]
+    fn a_confirmed_record_on_a_full_disk_fails_and_is_not_written_later() {
+        // /dev/full accepts opens and fails every write with ENOSPC.
+        let appender =
+            FileAppender::new(Path::new("/dev/full"), true, Box::new(PatternLayout::parse("%m%n").expect("p")))
+                .expect("open /dev/full");
+        let args = format_args!("admin change");
+        let record = log::Record::builder().args(args).build();
+        let result = crate::writer::tests_support::confirming(|| appender.append(&record));
+        assert!(result.is_err(), "the write must be reported as failed");
+        // The failed bytes were dropped: a later flush has nothing to write.
+        let file = lock(&appender.file);
+        assert_eq!(file.writer.buffer().len(), 0);
     }
 }

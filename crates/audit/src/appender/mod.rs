@@ -92,6 +92,21 @@ impl LogFile {
         self.writer.flush()
     }
 
+    /// Flushes for a confirmed record. On failure the unwritten bytes are
+    /// dropped, not kept for a later retry: a change refused because its
+    /// record could not be written must not show up once the disk recovers.
+    ///
+    /// # Errors
+    /// The I/O error of the flush (or of reopening after it).
+    pub fn flush_confirmed(&mut self) -> io::Result<()> {
+        let Err(e) = self.writer.flush() else { return Ok(()) };
+        let file = OpenOptions::new().append(true).open(&self.path)?;
+        let old = std::mem::replace(&mut self.writer, BufWriter::with_capacity(64 * 1024, file));
+        // into_parts hands back the buffer instead of flushing it on drop.
+        drop(old.into_parts());
+        Err(e)
+    }
+
     /// Flushes, then opens the path again (append or truncate).
     ///
     /// # Errors
