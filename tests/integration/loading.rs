@@ -58,7 +58,7 @@ async fn the_shipped_sample_services_answer() {
         assert_eq!(service.start_aborted_reason, None, "{id}");
         assert!(service.enabled && service.mapping.is_active(), "{id} is enabled and mapped");
     }
-    let node = Arc::new(Node::load(repo, Default::default()));
+    let node = Arc::new(Node::load(repo, Default::default()).expect("node"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = RunningNode::spawn(listener, node).expect("spawn");
     let client = reqwest::Client::new();

@@ -115,30 +115,32 @@ struct QueryRecord<'a> {
     timing: &'a Timing,
 }
 
-/// One `prediction-query` record.
-pub fn query(call: &CallInfo<'_>, scored: &Scored<'_>) {
-    emit(
-        Topic::ApinodeQuery,
-        Level::Info,
-        &QueryRecord {
-            msg_type: "prediction-query",
-            event_id: event_id(),
-            request_id: scored.request_id,
-            timestamp: now(),
-            node_id: call.node_id,
-            service_id: call.service_id,
-            endpoint_id: call.endpoint_id,
-            generation: scored.generation,
-            routing_key: scored.routing_key,
-            client_ip: call.client_ip,
-            auth: call.caller.map(AuthRef::from),
-            features: scored.features,
-            context: scored.context,
-            dispatch: scored.dispatch,
-            result: scored.result,
-            timing: scored.timing,
-        },
-    );
+/// Writes a record already serialised.
+pub fn emit_text(topic: Topic, text: String) {
+    audit::writer::emit(topic.target(), Level::Info, text);
+}
+
+/// One `prediction-query` record, as text.
+pub fn query_record(call: &CallInfo<'_>, scored: &Scored<'_>) -> String {
+    serde_json::to_string(&QueryRecord {
+        msg_type: "prediction-query",
+        event_id: event_id(),
+        request_id: scored.request_id,
+        timestamp: now(),
+        node_id: call.node_id,
+        service_id: call.service_id,
+        endpoint_id: call.endpoint_id,
+        generation: scored.generation,
+        routing_key: scored.routing_key,
+        client_ip: call.client_ip,
+        auth: call.caller.map(AuthRef::from),
+        features: scored.features,
+        context: scored.context,
+        dispatch: scored.dispatch,
+        result: scored.result,
+        timing: scored.timing,
+    })
+    .unwrap_or_else(|e| format!("{{\"msgType\":\"prediction-query\",\"serialisationError\":\"{e}\"}}"))
 }
 
 #[derive(Serialize)]
@@ -271,4 +273,22 @@ pub fn api_call(
             key_id,
         },
     );
+}
+
+/// The admin audit record of a change, as text: who (key id and label, never
+/// the secret), from where, what (`msg_type`) and its details.
+pub fn admin_record(node_id: &str, call: &crate::admin::AdminCall, msg_type: &str, details: Value) -> String {
+    let mut record = serde_json::json!({
+        "msgType": msg_type,
+        "eventId": event_id(),
+        "timestamp": now(),
+        "nodeId": node_id,
+        "authUser": call.user(),
+        "auth": {"keyId": call.who.id, "label": call.who.label},
+        "clientIp": call.client_ip,
+    });
+    if let (Some(r), Value::Object(d)) = (record.as_object_mut(), details) {
+        r.extend(d);
+    }
+    record.to_string()
 }

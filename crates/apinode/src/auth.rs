@@ -119,7 +119,7 @@ impl UserAuth {
 }
 
 /// Reads the key from `Basic base64(key:)` or `Bearer key`.
-fn secret_from_header(value: &[u8]) -> Result<String, AuthFailure> {
+pub fn secret_from_header(value: &[u8]) -> Result<String, AuthFailure> {
     let text = std::str::from_utf8(value).map_err(|_| AuthFailure::Malformed)?;
     let (scheme, rest) = text.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
     let rest = rest.trim();

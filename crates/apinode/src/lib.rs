@@ -15,22 +15,30 @@
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
 //! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
-//! - [`audit_log`]: the node's audit records (queries, failures, auth, calls).
+//! - [`audit_log`]: the node's audit records (queries, failures, auth, calls, admin).
+//! - [`entity`]: CDAP entity audit messages.
+//! - [`metrics`]: request counters and latency histograms.
+//! - [`query_ring`]: each service's recent query records.
+//! - [`admin`]: the admin API, admin keys, generation archives.
 //! - [`http`]: the router, handlers, wire formats and the error table.
 //! - [`config`]: `config/server.json`, environment and flags.
 //! - [`logging`]: the runtime log (log4rs).
 //! - [`node`]: start, serve, stop.
 //! - [`cli`]: the `apinode` command line.
 
+pub mod admin;
 pub mod audit_log;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod entity;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod problems;
+pub mod query_ring;
 pub mod registry;
 pub mod scoring;

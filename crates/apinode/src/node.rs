@@ -13,8 +13,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::admin::keys::AdminKeyStore;
 use crate::config::{Overrides, ServerConfig};
+use crate::metrics::Metrics;
 use crate::problems::Problems;
+use crate::query_ring::QueryRings;
 use crate::registry::Registry;
 
 /// What every request handler shares.
@@ -26,6 +29,14 @@ pub struct Node {
     pub config: ServerConfig,
     /// Every service.
     pub registry: Registry,
+    /// Admin API keys.
+    pub admin_keys: AdminKeyStore,
+    /// Serialises admin changes (validate, stage, record, commit).
+    pub admin_lock: tokio::sync::Mutex<()>,
+    /// Request counters.
+    pub metrics: Metrics,
+    /// Each service's recent query records.
+    pub queries: QueryRings,
 }
 
 /// Why a node could not start.
@@ -37,6 +48,9 @@ pub enum StartError {
     /// The runtime log could not start.
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
+    /// The admin keys could not be read or the local secret written.
+    #[error(transparent)]
+    Keys(#[from] crate::admin::keys::KeyStoreError),
     /// A file or socket operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -53,10 +67,22 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
 }
 
 impl Node {
-    /// Loads the registry of `data_dir` with settings `config`.
-    pub fn load(data_dir: &Path, config: ServerConfig) -> Node {
+    /// Loads the registry and admin keys of `data_dir` with settings `config`.
+    ///
+    /// # Errors
+    /// [`StartError::Keys`] when `config/admin-keys.json` is unreadable.
+    pub fn load(data_dir: &Path, config: ServerConfig) -> Result<Node, StartError> {
+        let admin_keys = AdminKeyStore::open(data_dir)?;
         let registry = Registry::load(data_dir);
-        Node { data_dir: data_dir.to_path_buf(), config, registry }
+        Ok(Node {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            registry,
+            admin_keys,
+            admin_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+            queries: QueryRings::default(),
+        })
     }
 }
 
@@ -108,7 +134,9 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
         log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
     let addr = SocketAddr::new(config.bind, config.port);
-    let node = Arc::new(Node::load(data_dir, config));
+    let mut node = Node::load(data_dir, config)?;
+    node.admin_keys.write_local_secret(data_dir)?;
+    let node = Arc::new(node);
     let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
     let bound = listener.local_addr().map_err(io("reading the bound address"))?;
     let pid_file = run_dir.join("apinode.pid");

@@ -80,7 +80,7 @@ impl TestNode {
 
     /// A given data directory and settings (the port is ignored: 127.0.0.1:0).
     pub async fn start_with(dir: TempDir, config: ServerConfig) -> TestNode {
-        let node = Arc::new(Node::load(dir.path(), config));
+        let node = Arc::new(Node::load(dir.path(), config).expect("node"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = RunningNode::spawn(listener, node).expect("spawn");
         let base = format!("http://{}", running.addr);

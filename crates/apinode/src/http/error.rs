@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The model failed at scoring.
     #[error("the model of endpoint {0} failed to score the record")]
     ScoringFailed(String),
+    /// A failure of the node itself (a disk write after validation).
+    #[error("{0}")]
+    Internal(String),
     /// An admin change whose audit record could not be written.
     #[error("the audit record of this change could not be written; the change was not made")]
     AuditUnavailable,
@@ -55,6 +58,7 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
             Self::ScoringFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ScoringFailed"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             Self::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "AuditUnavailable"),
         }
     }

@@ -40,6 +40,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
         .route("/isAlive", get(is_alive))
         .route("/isAlive/", get(is_alive))
+        .nest("/admin/api", crate::admin::router(node.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(add_version_headers))

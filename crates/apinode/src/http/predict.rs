@@ -62,6 +62,10 @@ pub struct Call {
     authorization: Option<HeaderValue>,
     /// Why authentication failed, when it did.
     auth_failure: Option<&'static str>,
+    /// Whether the service exists (only then is the call counted in metrics).
+    service_found: bool,
+    /// Whether the endpoint was resolved (else the call counts under `*`).
+    endpoint_found: std::sync::atomic::AtomicBool,
     /// The request body, kept for a failure record.
     body: Bytes,
 }
@@ -162,6 +166,8 @@ impl FromRequestParts<Arc<Node>> for Call {
             caller: None,
             authorization: parts.headers.get(axum::http::header::AUTHORIZATION).cloned(),
             auth_failure: None,
+            service_found: false,
+            endpoint_found: std::sync::atomic::AtomicBool::new(false),
             body: Bytes::new(),
         })
     }
@@ -185,6 +191,7 @@ impl Call {
             .registry
             .get(&self.service)
             .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
+        self.service_found = true;
         match found.auth.check(self.authorization.as_ref().map(HeaderValue::as_bytes)) {
             Ok(key) => self.caller = key.map(Caller::from),
             Err(failure) => {
@@ -198,6 +205,7 @@ impl Call {
     /// Dispatches, scores every item, records one query per item, answers.
     async fn score(&self, node: &Node, service: &Service, request: Request) -> Result<Response, ApiError> {
         let target = resolve(service, &self.endpoint, request.dispatch.as_ref())?;
+        self.endpoint_found.store(true, std::sync::atomic::Ordering::Relaxed);
         let explain = explain_settings(request.explanations.as_ref(), &target.defaults)?;
         let preprocessor = target.model.preprocessor();
         let records = request
@@ -209,24 +217,33 @@ impl Call {
         let timing = Timing { pre_processing: micros(self.started), ..Timing::default() };
         let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
 
-        let record_queries = audit_log::wanted(Topic::ApinodeQuery);
+        let log_queries = audit_log::wanted(Topic::ApinodeQuery);
         let dispatch = request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok());
         let info = self.info(node);
         for (i, (item, result)) in request.items.iter().zip(results.iter_mut()).enumerate() {
             let id = if request.multi { self.request_id.item(i) } else { self.request_id.clone() };
             result.insert("requestId".into(), json!(id));
-            if record_queries {
-                let scored = Scored {
-                    request_id: &id,
-                    generation: target.generation.as_str(),
-                    routing_key: target.routing_key.as_deref(),
-                    features: &item.features,
-                    context: item.context.as_ref(),
-                    dispatch: dispatch.as_ref(),
-                    result,
-                    timing: &timing,
-                };
-                audit_log::query(&info, &scored);
+            let scored = Scored {
+                request_id: &id,
+                generation: target.generation.as_str(),
+                routing_key: target.routing_key.as_deref(),
+                features: &item.features,
+                context: item.context.as_ref(),
+                dispatch: dispatch.as_ref(),
+                result,
+                timing: &timing,
+            };
+            let record: Arc<str> = Arc::from(audit_log::query_record(&info, &scored));
+            if log_queries {
+                audit_log::emit_text(Topic::ApinodeQuery, record.to_string());
+            }
+            if node.queries.push(target.service.as_str(), record) {
+                crate::entity::emit(
+                    crate::entity::Entity::Queries(target.service.as_str()),
+                    "UPDATE",
+                    "apinode",
+                    json!({}),
+                );
             }
         }
         let body = if request.multi {
@@ -239,6 +256,10 @@ impl Call {
 
     /// Records a refusal and turns the outcome into the answer.
     fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
+        if self.service_found {
+            let endpoint = if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) { self.endpoint.as_str() } else { "*" };
+            node.metrics.record(&self.service, endpoint, outcome.is_ok(), micros(self.started));
+        }
         let mut response = match outcome {
             Ok(response) => response,
             Err(error) => {

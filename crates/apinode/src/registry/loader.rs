@@ -60,11 +60,17 @@ pub fn load_services(dir: &Path) -> BTreeMap<ServiceId, Arc<Service>> {
 /// Loads one service folder. Never fails: problems become the
 /// `start_aborted_reason`.
 pub fn load_service(dir: &Path, id: ServiceId) -> Service {
+    load_service_reusing(dir, id, &BTreeMap::new())
+}
+
+/// Loads one service folder, taking generations already loaded from `reuse`
+/// instead of reading their models again.
+pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<GenerationId, Arc<Generation>>) -> Service {
     let label = format!("services/{id}");
     let mut problems = Problems::new();
     let file: ServiceFile =
         read_json(&dir.join("service.json"), &format!("{label}/service.json"), &mut problems).unwrap_or_default();
-    let (generations, mut unusable) = load_generations(&dir.join("generations"), &label);
+    let (generations, mut unusable) = load_generations(&dir.join("generations"), &label, reuse);
 
     let mut file_problems = Problems::new();
     let mut entries = Vec::new();
@@ -100,22 +106,27 @@ pub fn load_service(dir: &Path, id: ServiceId) -> Service {
         id,
         enabled: file.enabled,
         mapping: Mapping::new(entries),
-        routing_key: file.routing_key,
+        routing_key: file.routing_key.clone(),
         auth,
         generations,
         unusable,
         start_aborted_reason: (!problems.is_empty()).then(|| problems.to_string()),
+        file,
     }
 }
 
 type Loaded = (BTreeMap<GenerationId, Arc<Generation>>, BTreeMap<String, String>);
 
-fn load_generations(dir: &Path, label: &str) -> Loaded {
+fn load_generations(dir: &Path, label: &str, reuse: &BTreeMap<GenerationId, Arc<Generation>>) -> Loaded {
     let (mut ok, mut bad) = (BTreeMap::new(), BTreeMap::new());
     let Ok(names) = sorted_subdirs(dir) else {
         return (ok, bad);
     };
     for name in names {
+        if let Some(g) = GenerationId::new(name.clone()).ok().and_then(|id| reuse.get(&id)) {
+            ok.insert(g.id.clone(), g.clone());
+            continue;
+        }
         let glabel = format!("{label}/generations/{name}");
         match load_generation(&dir.join(&name), &name, &glabel) {
             Ok(g) => {

@@ -20,6 +20,7 @@ use crate::ids::{EndpointId, GenerationId, ServiceId};
 use crate::model::Model;
 use crate::model::spec::ExplanationDefaults;
 use dispatch::{Dispatch, Mapping};
+use files::ServiceFile;
 
 /// One endpoint of a generation.
 #[derive(Debug)]
@@ -63,6 +64,8 @@ pub struct Service {
     pub unusable: BTreeMap<String, String>,
     /// Why the service does not serve at all, when it does not.
     pub start_aborted_reason: Option<String>,
+    /// `service.json` as read (the base of admin changes).
+    pub file: ServiceFile,
 }
 
 /// Why a service cannot answer a request.
@@ -117,6 +120,7 @@ impl Service {
 /// Every service, swapped whole when it changes.
 #[derive(Debug, Default)]
 pub struct Registry {
+    dir: std::path::PathBuf,
     services: ArcSwap<BTreeMap<ServiceId, Arc<Service>>>,
 }
 
@@ -124,8 +128,46 @@ impl Registry {
     /// Loads every service under `<data_dir>/services`. A service with
     /// problems is kept with its `start_aborted_reason`; the others serve.
     pub fn load(data_dir: &Path) -> Registry {
-        let services = loader::load_services(&data_dir.join("services"));
-        Registry { services: ArcSwap::from_pointee(services) }
+        let dir = data_dir.join("services");
+        let services = loader::load_services(&dir);
+        Registry { dir, services: ArcSwap::from_pointee(services) }
+    }
+
+    /// `<data_dir>/services`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads service `id` from disk again, reusing the generations already
+    /// loaded (they are immutable), and puts it in place of the old one.
+    /// Requests holding the old one finish with it.
+    pub fn reload(&self, id: &ServiceId) -> Arc<Service> {
+        let reuse = self.services.load().get(id).map(|s| s.generations.clone()).unwrap_or_default();
+        let service = Arc::new(loader::load_service_reusing(&self.dir.join(id.as_str()), id.clone(), &reuse));
+        self.services.rcu(|map| {
+            let mut map = BTreeMap::clone(map);
+            map.insert(id.clone(), service.clone());
+            map
+        });
+        service
+    }
+
+    /// Removes service `id` from what is served.
+    pub fn remove(&self, id: &ServiceId) {
+        self.services.rcu(|map| {
+            let mut map = BTreeMap::clone(map);
+            map.remove(id);
+            map
+        });
+    }
+
+    /// The service holding a user API key with this secret, and the key's id
+    /// (to tell a user key on the admin API from an unknown one).
+    pub fn find_user_key(&self, header: &[u8]) -> Option<(ServiceId, String)> {
+        self.services.load().values().find_map(|s| match s.auth.check(Some(header)) {
+            Ok(Some(key)) => Some((s.id.clone(), key.id.clone())),
+            _ => None,
+        })
     }
 
     /// The service `id`, if there is one.

@@ -1,0 +1,167 @@
+//! The admin API (`/admin/api/...`): admin-key authentication for every
+//! route (a missing or wrong key is a 401, a user API key a 403, each with
+//! one `authfail` record), and the rule every change follows: validate,
+//! stage on disk, write the admin audit record and wait until it is on disk,
+//! and only then commit. If the record cannot be written the change is not
+//! made (503 `AuditUnavailable`). Handlers live in `services` and
+//! `accounts`; archives in `archive`, disk mechanics in `store`, keys in
+//! `keys`.
+
+pub mod accounts;
+pub mod archive;
+pub mod keys;
+pub mod services;
+pub mod store;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use audit::Topic;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use log::Level;
+use serde_json::{Value, json};
+
+use crate::audit_log;
+use crate::auth::{AuthFailure, secret_from_header};
+use crate::http::error::ApiError;
+use crate::node::Node;
+use keys::{AdminIdentity, Verdict};
+
+/// Who makes an admin call, from where (set by the auth middleware).
+#[derive(Debug, Clone)]
+pub struct AdminCall {
+    /// The admin key.
+    pub who: AdminIdentity,
+    /// The caller's address.
+    pub client_ip: IpAddr,
+}
+
+impl AdminCall {
+    /// The name audit messages give the caller: the key's label, else its id.
+    pub fn user(&self) -> &str {
+        self.who.label.as_deref().unwrap_or(&self.who.id)
+    }
+}
+
+/// The admin routes, to be nested under `/admin/api`.
+pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
+    use services::*;
+    let svc = "/services/{service}";
+    Router::new()
+        .route("/services", get(list_services).post(create_service))
+        .route("/services/", get(list_services).post(create_service))
+        .route(svc, delete(delete_service))
+        .route(&format!("{svc}/generations"), get(list_generations))
+        .route("/service/{service}/generations", get(list_generations))
+        .route(&format!("{svc}/generations/actions/importFromArchive"), post(import_generation))
+        .route(&format!("{svc}/generations/{{generation}}/preload"), post(preload_generation))
+        .route(&format!("{svc}/actions/enable"), post(enable_service))
+        .route(&format!("{svc}/actions/disable"), post(disable_service))
+        .route(&format!("{svc}/actions/switchToNewest"), post(switch_to_newest))
+        .route(&format!("{svc}/actions/switchTo/{{generation}}"), post(switch_to))
+        .route(&format!("{svc}/actions/setMapping"), post(set_mapping))
+        .route(&format!("{svc}/metadata"), get(get_metadata).put(put_metadata))
+        .route(&format!("{svc}/queries"), get(get_queries).delete(purge_queries))
+        .route("/keys", get(accounts::list_keys).post(accounts::create_key))
+        .route("/keys/{secret}", delete(accounts::delete_key_by_secret))
+        .route("/keys/{id}/key", delete(accounts::delete_key_by_id))
+        .route("/metrics", get(accounts::metrics))
+        .fallback(|| async { ApiError::NotFound("no such admin API path".into()) })
+        .route_layer(axum::middleware::from_fn_with_state(node, require_admin))
+}
+
+/// Authenticates every admin call; refusals are answered and recorded here.
+async fn require_admin(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let header = request.headers().get(axum::http::header::AUTHORIZATION).cloned();
+    match authenticate(&node, header.as_ref()) {
+        Ok(who) => {
+            request.extensions_mut().insert(AdminCall { who, client_ip: addr.ip() });
+            next.run(request).await
+        }
+        Err((error, reason, key_id)) => {
+            let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+            let message = error.to_string();
+            audit_log::auth_failure(
+                &node.config.node_id,
+                addr.ip(),
+                &method,
+                &path,
+                reason,
+                &message,
+                key_id.as_deref(),
+            );
+            error.into_response()
+        }
+    }
+}
+
+type Refusal = (ApiError, &'static str, Option<String>);
+
+fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<AdminIdentity, Refusal> {
+    let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
+    let Some(header) = header else {
+        return Err((unauthorized("the admin API requires an admin key (HTTP Basic user name)"), "MISSING_KEY", None));
+    };
+    let secret = secret_from_header(header.as_bytes()).map_err(|f| match f {
+        AuthFailure::MissingKey => (unauthorized("the admin API requires an admin key"), f.code(), None),
+        _ => (unauthorized("the Authorization header is malformed"), f.code(), None),
+    })?;
+    match node.admin_keys.verify(&secret) {
+        Verdict::Valid(who) => Ok(who),
+        Verdict::Expired(id) => Err((unauthorized("the admin key has expired"), "EXPIRED_KEY", Some(id))),
+        Verdict::Unknown => match node.registry.find_user_key(header.as_bytes()) {
+            Some((service, key_id)) => Err((
+                ApiError::Forbidden(format!("a user API key of service {service} cannot call the admin API")),
+                "NOT_ADMIN",
+                Some(key_id),
+            )),
+            None => Err((unauthorized("the admin key is not valid"), AuthFailure::UnknownKey.code(), None)),
+        },
+    }
+}
+
+/// Writes the admin audit record of a change and waits until it is on disk.
+/// Called after the change is staged and before it is committed.
+///
+/// # Errors
+/// [`ApiError::AuditUnavailable`] when the record is not known to be written.
+pub async fn record_change(node: &Node, call: &AdminCall, msg_type: &str, details: Value) -> Result<(), ApiError> {
+    let text = audit_log::admin_record(&node.config.node_id, call, msg_type, details);
+    let written =
+        tokio::task::spawn_blocking(move || audit::writer::emit_confirmed(Topic::Generic.target(), Level::Info, text))
+            .await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            log::error!("Refused an admin change ({msg_type}) because its audit record could not be written: {e}");
+            Err(ApiError::AuditUnavailable)
+        }
+        Err(e) => {
+            log::error!("Refused an admin change ({msg_type}): the audit task failed: {e}");
+            Err(ApiError::AuditUnavailable)
+        }
+    }
+}
+
+/// `{"ok": true}`
+pub fn ok() -> axum::Json<Value> {
+    axum::Json(json!({"ok": true}))
+}
+
+/// A disk operation of a change failed after validation.
+pub fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> ApiError + '_ {
+    move |e| {
+        log::error!("Admin change failed while {what}: {e}");
+        ApiError::Internal(format!("the change could not be saved ({what})"))
+    }
+}
