@@ -149,26 +149,21 @@ impl AdminKeyStore {
     /// Checks a presented secret against every key, in constant time per key.
     pub fn verify(&self, secret: &str) -> Verdict {
         let presented = digest(secret);
-        if let Some(local) = &self.local {
-            if bool::from(local.ct_eq(&presented)) {
-                return Verdict::Valid(AdminIdentity {
-                    id: LOCAL_KEY_ID.into(),
-                    label: Some("local apinode-admin".into()),
-                });
-            }
+        if self.local.as_ref().is_some_and(|local| bool::from(local.ct_eq(&presented))) {
+            return Verdict::Valid(AdminIdentity { id: LOCAL_KEY_ID.into(), label: Some("local apinode-admin".into()) });
         }
         let mut state = self.lock();
         if let Some(v) = find(&state.keys, &presented) {
             return v;
         }
         // Perhaps created by another process since we last read the file.
-        if let Ok(m) = std::fs::metadata(&self.path).and_then(|m| m.modified()) {
-            if Some(m) != state.modified {
-                if let Ok((keys, modified)) = read(&self.path) {
-                    *state = State { keys, modified };
-                    return find(&state.keys, &presented).unwrap_or(Verdict::Unknown);
-                }
-            }
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if modified.is_some()
+            && modified != state.modified
+            && let Ok((keys, modified)) = read(&self.path)
+        {
+            *state = State { keys, modified };
+            return find(&state.keys, &presented).unwrap_or(Verdict::Unknown);
         }
         Verdict::Unknown
     }
