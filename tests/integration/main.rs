@@ -2,6 +2,7 @@
 //! 127.0.0.1 (port 0) over a temporary data directory and talks HTTP to it.
 //! All modules form one test binary, to link once.
 
+mod admin;
 mod audit_files;
 mod common;
 mod dispatch;

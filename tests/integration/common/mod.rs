@@ -89,17 +89,7 @@ impl TestNode {
 
     /// Sends a request and reads the answer as JSON (Null when empty).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("HTTP exchange");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
-        };
-        Answer { status, headers, body }
+        send(request).await
     }
 
     /// POSTs JSON.
@@ -130,4 +120,46 @@ impl TestNode {
 pub fn close(actual: &Value, expected: f64) {
     let a = actual.as_f64().unwrap_or_else(|| panic!("{actual} is not a number"));
     assert!((a - expected).abs() <= 1e-12, "{a} != {expected}");
+}
+
+/// Sends a request and reads the answer as JSON (Null when empty).
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("HTTP exchange");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    Answer { status, headers, body }
+}
+
+/// A generation whose model answers `intercept` for every record.
+pub fn constant_generation(generation_id: &str, intercept: f64) -> Vec<(String, Vec<u8>)> {
+    let model = serde_json::json!({
+        "algorithm": "LINEAR_REGRESSION", "predictionType": "REGRESSION",
+        "features": [{"name": "x", "type": "NUMERIC", "missing": {"method": "IMPUTE", "value": 0}}],
+        "params": {"coefficients": [0.0], "intercept": intercept}
+    });
+    let generation = serde_json::json!({"generationId": generation_id,
+        "endpoints": [{"id": "score", "type": "STD_PREDICTION", "model": "model.json"}]});
+    vec![
+        ("generation.json".to_owned(), generation.to_string().into_bytes()),
+        ("model.json".to_owned(), model.to_string().into_bytes()),
+    ]
+}
+
+/// Writes a zip archive of `entries` (names used as given).
+pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).expect("create zip");
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), options).expect("zip entry");
+        zip.write_all(bytes).expect("zip write");
+    }
+    zip.finish().expect("zip finish");
 }

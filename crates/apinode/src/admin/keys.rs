@@ -150,7 +150,10 @@ impl AdminKeyStore {
     pub fn verify(&self, secret: &str) -> Verdict {
         let presented = digest(secret);
         if self.local.as_ref().is_some_and(|local| bool::from(local.ct_eq(&presented))) {
-            return Verdict::Valid(AdminIdentity { id: LOCAL_KEY_ID.into(), label: Some("local apinode-admin".into()) });
+            return Verdict::Valid(AdminIdentity {
+                id: LOCAL_KEY_ID.into(),
+                label: Some("local apinode-admin".into()),
+            });
         }
         let mut state = self.lock();
         if let Some(v) = find(&state.keys, &presented) {

@@ -267,8 +267,12 @@ pub async fn set_mapping(
     let mut entries = Vec::new();
     for (i, e) in mapping.entries.iter().enumerate() {
         match GenerationId::new(e.generation.clone()) {
-            Ok(g) if service.generations.contains_key(&g) => entries.push((g, e.proba)),
-            Ok(g) => problems.push(format!("entries[{i}].generation: service {id} has no generation {g}")),
+            Ok(g) => {
+                if !service.generations.contains_key(&g) {
+                    problems.push(format!("entries[{i}].generation: service {id} has no generation {g}"));
+                }
+                entries.push((g, e.proba));
+            }
             Err(err) => problems.push(format!("entries[{i}].generation: {err}")),
         }
     }

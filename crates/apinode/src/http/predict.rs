@@ -257,7 +257,11 @@ impl Call {
     /// Records a refusal and turns the outcome into the answer.
     fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
         if self.service_found {
-            let endpoint = if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) { self.endpoint.as_str() } else { "*" };
+            let endpoint = if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) {
+                self.endpoint.as_str()
+            } else {
+                "*"
+            };
             node.metrics.record(&self.service, endpoint, outcome.is_ok(), micros(self.started));
         }
         let mut response = match outcome {

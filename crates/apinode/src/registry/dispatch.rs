@@ -49,7 +49,8 @@ impl Mapping {
         }
         let sum: f64 = entries.iter().map(|(_, p)| p).sum();
         if !entries.is_empty() && (sum - 1.0).abs() > PROBA_SUM_TOLERANCE {
-            problems.push(format!("entries: probabilities sum to {sum}, not 1"));
+            let shown = (sum * 1e9).round() / 1e9;
+            problems.push(format!("entries: probabilities sum to {shown}, not 1"));
         }
         problems
     }
@@ -61,7 +62,8 @@ impl Mapping {
 
     /// The share of traffic of `generation` (0 when unmapped).
     pub fn share(&self, generation: &GenerationId) -> f64 {
-        self.entries.iter().filter(|(g, _)| g == generation).map(|(_, p)| p).sum()
+        // fold from +0.0: an empty f64 `sum()` is -0.0, which prints as "-0".
+        self.entries.iter().filter(|(g, _)| g == generation).fold(0.0, |acc, (_, p)| acc + p)
     }
 
     /// True when some generation receives traffic.
@@ -116,6 +118,13 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(Mapping::check(&[(gid("v1"), 0.3), (gid("v2"), 0.7)]).is_empty());
         assert!(Mapping::check(&[]).is_empty());
+    }
+
+    #[test]
+    fn an_unmapped_generation_has_a_positive_zero_share() {
+        let m = Mapping::new(vec![(gid("v1"), 1.0)]);
+        assert_eq!(m.share(&gid("v2")).to_string(), "0");
+        assert_eq!(m.share(&gid("v1")), 1.0);
     }
 
     #[test]
