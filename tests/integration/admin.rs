@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::common::dss::DssNode;
-use crate::common::{Answer, constant_generation, send, write_zip};
+use crate::common::{Answer, Entries, constant_generation, send, write_zip};
 
 /// An admin client of a node, with a key created offline (node stopped).
 struct Admin {
@@ -283,7 +283,7 @@ async fn bad_archives_are_refused_and_nothing_is_written() {
     let admin = Admin::create(&node, "ops");
     node.start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = Vec::new();
+    let mut cases: Vec<(&str, Entries, &str)> = Vec::new();
     let mut escaping = constant_generation("v7", 7.0);
     escaping.push(("../../evil.json".into(), b"{}".to_vec()));
     cases.push(("escaping", escaping, "escapes the generation folder"));

@@ -136,8 +136,11 @@ pub async fn send(request: reqwest::RequestBuilder) -> Answer {
     Answer { status, headers, body }
 }
 
+/// The entries of a zip archive: name and bytes.
+pub type Entries = Vec<(String, Vec<u8>)>;
+
 /// A generation whose model answers `intercept` for every record.
-pub fn constant_generation(generation_id: &str, intercept: f64) -> Vec<(String, Vec<u8>)> {
+pub fn constant_generation(generation_id: &str, intercept: f64) -> Entries {
     let model = serde_json::json!({
         "algorithm": "LINEAR_REGRESSION", "predictionType": "REGRESSION",
         "features": [{"name": "x", "type": "NUMERIC", "missing": {"method": "IMPUTE", "value": 0}}],
