@@ -5,6 +5,7 @@
 mod admin;
 mod audit_files;
 mod common;
+mod compat;
 mod dispatch;
 mod dss;
 mod errors;
