@@ -3,6 +3,7 @@
 //! All modules form one test binary, to link once.
 
 mod admin;
+mod admin_cli;
 mod audit_files;
 mod common;
 mod compat;

@@ -25,8 +25,10 @@
 //! - [`logging`]: the runtime log (log4rs).
 //! - [`node`]: start, serve, stop.
 //! - [`cli`]: the `apinode` command line.
+//! - [`admin_cli`]: the `apinode-admin` command line.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod audit_log;
 pub mod auth;
 pub mod cli;
