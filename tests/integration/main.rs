@@ -11,4 +11,5 @@ mod dispatch;
 mod dss;
 mod errors;
 mod loading;
+mod parity;
 mod predict;

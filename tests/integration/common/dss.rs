@@ -24,7 +24,11 @@ pub fn free_port() -> u16 {
 impl DssNode {
     /// Fixture services, `dku-log4j.properties` = `overrides` (if any).
     pub fn new(overrides: Option<&str>) -> DssNode {
-        let dir = data_dir();
+        Self::with_dir(data_dir(), overrides)
+    }
+
+    /// A given data directory, `dku-log4j.properties` = `overrides` (if any).
+    pub fn with_dir(dir: TempDir, overrides: Option<&str>) -> DssNode {
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
         let config = format!(r#"{{"port": {port}, "bindAddress": "127.0.0.1", "nodeId": "test-node"}}"#);
