@@ -38,12 +38,24 @@ fn cases() -> Vec<(&'static str, Model, Map<String, Value>)> {
             load("services/churn/generations/v1/model.json"),
             object(json!({"tenure_months": 4, "monthly_charges": 95.5, "plan": "basic", "support_calls": 5})),
         ),
+        ("breast-cancer-boosting", load("services/breast-cancer/generations/v1/model.json"), breast_cancer_row()),
         (
             "iris-forest",
             load("services/iris/generations/v1/model.json"),
             object(json!({"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1})),
         ),
     ]
+}
+
+/// The first record of scikit-learn's breast_cancer data.
+fn breast_cancer_row() -> Map<String, Value> {
+    let model = load("services/breast-cancer/generations/v1/model.json");
+    let row = [
+        17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4,
+        0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019.0, 0.1622, 0.6656, 0.7119,
+        0.2654, 0.4601, 0.1189,
+    ];
+    (0..model.preprocessor().len()).map(|i| (model.preprocessor().name(i).to_owned(), json!(row[i]))).collect()
 }
 
 fn score_one(model: &Model, features: &Map<String, Value>) -> bool {

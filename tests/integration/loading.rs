@@ -41,8 +41,9 @@ fn folders_that_are_not_service_ids_are_skipped_and_missing_files_reported() {
     assert!(reason.contains("services/empty/service.json: cannot read"), "{reason}");
 }
 
-/// The services shipped in the repository's `services/` load and answer
-/// sensibly (read in place, never written).
+/// The services shipped in the repository's `services/` (trained by
+/// tools/train_sample_services.py) load and answer sensibly (read in place,
+/// never written).
 #[tokio::test]
 async fn the_shipped_sample_services_answer() {
     use std::sync::Arc;
@@ -53,7 +54,7 @@ async fn the_shipped_sample_services_answer() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let registry = Registry::load(repo);
     let kinds: Vec<_> = registry.snapshot().keys().map(ToString::to_string).collect();
-    assert_eq!(kinds, ["churn", "house-prices", "iris"]);
+    assert_eq!(kinds, ["breast-cancer", "churn", "diabetes", "iris"]);
     for (id, service) in registry.snapshot().iter() {
         assert_eq!(service.start_aborted_reason, None, "{id}");
         assert!(service.enabled && service.mapping.is_active(), "{id} is enabled and mapped");
@@ -72,8 +73,8 @@ async fn the_shipped_sample_services_answer() {
     let loyal =
         ask("churn/score", json!({"features": {"tenure_months": 70, "monthly_charges": 30, "plan": "enterprise"}}))
             .await;
-    assert_eq!(risky["result"]["prediction"], "churn", "{risky}");
-    assert_eq!(loyal["result"]["prediction"], "stay", "{loyal}");
+    assert_eq!(risky["result"]["prediction"], "yes", "{risky}");
+    assert_eq!(loyal["result"]["prediction"], "no", "{loyal}");
     assert!(risky["result"]["probaPercentile"].as_u64() > loyal["result"]["probaPercentile"].as_u64());
     let setosa = ask(
         "iris/species",
@@ -87,14 +88,52 @@ async fn the_shipped_sample_services_answer() {
     .await;
     assert_eq!(setosa["result"]["prediction"], "setosa");
     assert_eq!(virginica["result"]["prediction"], "virginica");
-    let small =
-        ask("house-prices/estimate", json!({"features": {"surface_m2": 30, "rooms": 1, "city": "marseille"}})).await;
-    let large =
-        ask("house-prices/estimate", json!({"features": {"surface_m2": 120, "rooms": 5, "city": "paris"}})).await;
-    let (s, l) = (
-        small["result"]["prediction"].as_f64().expect("number"),
-        large["result"]["prediction"].as_f64().expect("number"),
-    );
-    assert!(0.0 < s && s < l, "{s} < {l}");
+    // The first record of scikit-learn's breast_cancer data is malignant.
+    let names = [
+        "mean radius",
+        "mean texture",
+        "mean perimeter",
+        "mean area",
+        "mean smoothness",
+        "mean compactness",
+        "mean concavity",
+        "mean concave points",
+        "mean symmetry",
+        "mean fractal dimension",
+        "radius error",
+        "texture error",
+        "perimeter error",
+        "area error",
+        "smoothness error",
+        "compactness error",
+        "concavity error",
+        "concave points error",
+        "symmetry error",
+        "fractal dimension error",
+        "worst radius",
+        "worst texture",
+        "worst perimeter",
+        "worst area",
+        "worst smoothness",
+        "worst compactness",
+        "worst concavity",
+        "worst concave points",
+        "worst symmetry",
+        "worst fractal dimension",
+    ];
+    let row = [
+        17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4,
+        0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019.0, 0.1622, 0.6656, 0.7119,
+        0.2654, 0.4601, 0.1189,
+    ];
+    let features: serde_json::Map<String, serde_json::Value> =
+        names.iter().zip(row).map(|(n, v)| ((*n).to_owned(), json!(v))).collect();
+    let malignant = ask("breast-cancer/diagnosis", json!({"features": features})).await;
+    assert_eq!(malignant["result"]["prediction"], "malignant", "{malignant}");
+    let low = ask("diabetes/progression", json!({"features": {"age": 0, "sex": 0, "bmi": -0.05, "bp": -0.03, "s1": 0, "s2": 0, "s3": 0.03, "s4": -0.03, "s5": -0.04, "s6": 0}})).await;
+    let high = ask("diabetes/progression", json!({"features": {"age": 0, "sex": 0, "bmi": 0.09, "bp": 0.06, "s1": 0, "s2": 0, "s3": -0.05, "s4": 0.07, "s5": 0.08, "s6": 0}})).await;
+    let (l, h) =
+        (low["result"]["prediction"].as_f64().expect("number"), high["result"]["prediction"].as_f64().expect("number"));
+    assert!(0.0 < l && l < h, "{l} < {h}");
     running.stop().await.expect("stop");
 }
