@@ -115,8 +115,8 @@ struct QueryRecord<'a> {
     timing: &'a Timing,
 }
 
-/// Writes a record already serialised.
-pub fn emit_text(topic: Topic, text: String) {
+/// Writes a record already serialised (shared with the query ring, not copied).
+pub fn emit_text(topic: Topic, text: std::sync::Arc<str>) {
     audit::writer::emit(topic.target(), Level::Info, text);
 }
 

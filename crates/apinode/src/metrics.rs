@@ -70,21 +70,30 @@ impl Counters {
 /// before an endpoint was resolved.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    endpoints: RwLock<BTreeMap<(String, String), Arc<Counters>>>,
+    /// service → endpoint → counters; searched with `&str`, no allocation
+    /// once an endpoint has been seen.
+    endpoints: RwLock<BTreeMap<String, BTreeMap<String, Arc<Counters>>>>,
 }
 
 impl Metrics {
     /// Counts one call.
     pub fn record(&self, service: &str, endpoint: &str, ok: bool, micros: u64) {
-        let key = (service.to_owned(), endpoint.to_owned());
-        let found = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+        let found = self
+            .endpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(service)
+            .and_then(|e| e.get(endpoint))
+            .cloned();
         let counters = match found {
             Some(c) => c,
             None => self
                 .endpoints
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(key)
+                .entry(service.to_owned())
+                .or_default()
+                .entry(endpoint.to_owned())
                 .or_default()
                 .clone(),
         };
@@ -93,15 +102,15 @@ impl Metrics {
 
     /// Forgets a deleted service's counters.
     pub fn forget(&self, service: &str) {
-        self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(s, _), _| s != service);
+        self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(service);
     }
 
     /// `{"services": {svc: {"endpoints": {ep: {...}}}}, "audit": {...}}`
     pub fn snapshot(&self) -> Value {
         let mut services = serde_json::Map::new();
-        for ((s, e), c) in self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let entry = services.entry(s.clone()).or_insert_with(|| json!({"endpoints": {}}));
-            entry["endpoints"][e] = c.snapshot();
+        for (s, endpoints) in self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let endpoints: serde_json::Map<String, Value> = endpoints.iter().map(|(e, c)| (e.clone(), c.snapshot())).collect();
+            services.insert(s.clone(), json!({"endpoints": endpoints}));
         }
         let writer = audit::writer::stats().map_or(Value::Null, |w| {
             json!({

@@ -92,7 +92,7 @@ impl RecordContext {
 struct OwnedRecord {
     level: Level,
     target: Cow<'static, str>,
-    message: String,
+    message: Arc<str>,
     context: RecordContext,
 }
 
@@ -176,7 +176,7 @@ impl Log for AsyncLogger {
         self.shared.send(OwnedRecord {
             level: record.level(),
             target: Cow::Owned(record.target().to_owned()),
-            message: record.args().to_string(),
+            message: Arc::from(record.args().to_string()),
             context: RecordContext::now(),
         });
     }
@@ -193,19 +193,19 @@ impl Log for AsyncLogger {
 /// `dku::apinode::audit::queries`) without formatting it again: the message
 /// moves into the queue. Before [`install`] (tests), it goes through the
 /// `log` facade.
-pub fn emit(target: &'static str, level: Level, message: String) {
+pub fn emit(target: &'static str, level: Level, message: impl Into<Arc<str>>) {
     match GLOBAL.get() {
         Some(shared) => {
             if shared.enabled(level, target) {
                 shared.send(OwnedRecord {
                     level,
                     target: Cow::Borrowed(target),
-                    message,
+                    message: message.into(),
                     context: RecordContext::now(),
                 });
             }
         }
-        None => log::log!(target: target, level, "{message}"),
+        None => log::log!(target: target, level, "{}", message.into()),
     }
 }
 
@@ -242,7 +242,8 @@ pub fn emit_confirmed(target: &'static str, level: Level, message: String) -> Re
         return Err(ConfirmError::Disabled(target.replace("::", ".")));
     }
     let (ack, done) = mpsc::channel();
-    let record = OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now() };
+    let record =
+        OwnedRecord { level, target: Cow::Borrowed(target), message: Arc::from(message), context: RecordContext::now() };
     shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
     shared.tx.send(Msg::Confirmed(record, ack)).map_err(|_| ConfirmError::Unavailable)?;
     match done.recv_timeout(CONFIRM_TIMEOUT) {

@@ -235,7 +235,7 @@ impl Call {
             };
             let record: Arc<str> = Arc::from(audit_log::query_record(&info, &scored));
             if log_queries {
-                audit_log::emit_text(Topic::ApinodeQuery, record.to_string());
+                audit_log::emit_text(Topic::ApinodeQuery, record.clone());
             }
             if node.queries.push(target.service.as_str(), record) {
                 crate::entity::emit(

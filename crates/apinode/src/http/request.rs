@@ -149,17 +149,30 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
 /// [`ApiError::InvalidRequest`] saying whether the body is not JSON or has
 /// the wrong shape, and where.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidRequest(format!("the request body is not valid JSON: {e}")))?;
+    // One pass straight into T; only a failure pays for finding out whether
+    // the body was not JSON, not an object, or an object of the wrong shape.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) if de.end().is_ok() => Ok(v),
+        // Trailing characters after the value: the body is not JSON.
+        Ok(_) => Err(describe(bytes, None)),
+        Err(e) => Err(describe(bytes, Some(e))),
+    }
+}
+
+fn describe(bytes: &[u8], e: Option<serde_path_to_error::Error<serde_json::Error>>) -> ApiError {
+    let value = match serde_json::from_slice::<Value>(bytes) {
+        Err(syntax) => return ApiError::InvalidRequest(format!("the request body is not valid JSON: {syntax}")),
+        Ok(v) => v,
+    };
     if !value.is_object() {
         let kind = crate::model::features::json_type(&value);
-        return Err(ApiError::InvalidRequest(format!("the request body must be a JSON object, got {kind}")));
+        return ApiError::InvalidRequest(format!("the request body must be a JSON object, got {kind}"));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let at = if path == "." { String::from("the body") } else { path };
-        ApiError::InvalidRequest(format!("{at}: {}", e.inner()))
-    })
+    let Some(e) = e else { return ApiError::InvalidRequest("the request body is not valid JSON".into()) };
+    let path = e.path().to_string();
+    let at = if path == "." { String::from("the body") } else { path };
+    ApiError::InvalidRequest(format!("{at}: {}", e.inner()))
 }
 
 #[cfg(test)]
