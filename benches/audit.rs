@@ -37,7 +37,11 @@ fn records(c: &mut Criterion) {
     c.bench_function("render_query_pattern_layout", |b| {
         b.iter(|| {
             let args = format_args!("{message}");
-            let record = log::Record::builder().target("dku::apinode::audit::queries").level(log::Level::Info).args(args).build();
+            let record = log::Record::builder()
+                .target("dku::apinode::audit::queries")
+                .level(log::Level::Info)
+                .args(args)
+                .build();
             let mut out = String::with_capacity(1024);
             pattern.render(&mut out, &record, &context);
             out
@@ -46,7 +50,11 @@ fn records(c: &mut Criterion) {
     c.bench_function("render_query_json_layout", |b| {
         b.iter(|| {
             let args = format_args!("{message}");
-            let record = log::Record::builder().target("dku::apinode::audit::queries").level(log::Level::Info).args(args).build();
+            let record = log::Record::builder()
+                .target("dku::apinode::audit::queries")
+                .level(log::Level::Info)
+                .args(args)
+                .build();
             JsonAuditLayout.render(&record, &context)
         })
     });

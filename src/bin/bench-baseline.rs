@@ -11,7 +11,11 @@ use axum::routing::post;
 
 async fn answer(body: Bytes) -> ([(&'static str, &'static str); 1], &'static str) {
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
-    let answer = if parsed.is_ok() { r#"{"result":{"prediction":"yes","ignored":false}}"# } else { r#"{"errorType":"InvalidRequest"}"# };
+    let answer = if parsed.is_ok() {
+        r#"{"result":{"prediction":"yes","ignored":false}}"#
+    } else {
+        r#"{"errorType":"InvalidRequest"}"#
+    };
     ([("content-type", "application/json")], answer)
 }
 

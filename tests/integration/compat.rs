@@ -7,19 +7,8 @@ use std::process::Command;
 use apinode::admin::keys::AdminKeyStore;
 
 use crate::common::dss::DssNode;
+use crate::common::python;
 use crate::common::{constant_generation, write_zip};
-
-/// The virtualenv python with dataikuapi: `APINODE_TEST_PYTHON`, else the
-/// one `tools/setup-test-env` installs (which it runs if needed).
-fn python() -> String {
-    if let Ok(p) = std::env::var("APINODE_TEST_PYTHON") {
-        return p;
-    }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-test-env");
-    let out = Command::new(&script).output().expect("tools/setup-test-env runs");
-    assert!(out.status.success(), "tools/setup-test-env failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("the python path").trim().to_owned()
-}
 
 #[test]
 fn dataikus_python_client_drives_the_node() {

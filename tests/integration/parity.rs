@@ -12,19 +12,10 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::common::dss::DssNode;
+use crate::common::python;
 use crate::common::send;
 
 const TOLERANCE: f64 = 1e-9;
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("APINODE_TEST_PYTHON") {
-        return p;
-    }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-test-env");
-    let out = Command::new(&script).output().expect("tools/setup-test-env runs");
-    assert!(out.status.success(), "tools/setup-test-env failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("the python path").trim().to_owned()
-}
 
 #[tokio::test]
 async fn every_exported_pipeline_scores_like_scikit_learn() {

@@ -109,7 +109,8 @@ impl Metrics {
     pub fn snapshot(&self) -> Value {
         let mut services = serde_json::Map::new();
         for (s, endpoints) in self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let endpoints: serde_json::Map<String, Value> = endpoints.iter().map(|(e, c)| (e.clone(), c.snapshot())).collect();
+            let endpoints: serde_json::Map<String, Value> =
+                endpoints.iter().map(|(e, c)| (e.clone(), c.snapshot())).collect();
             services.insert(s.clone(), json!({"endpoints": endpoints}));
         }
         let writer = audit::writer::stats().map_or(Value::Null, |w| {

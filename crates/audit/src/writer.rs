@@ -242,8 +242,12 @@ pub fn emit_confirmed(target: &'static str, level: Level, message: String) -> Re
         return Err(ConfirmError::Disabled(target.replace("::", ".")));
     }
     let (ack, done) = mpsc::channel();
-    let record =
-        OwnedRecord { level, target: Cow::Borrowed(target), message: Arc::from(message), context: RecordContext::now() };
+    let record = OwnedRecord {
+        level,
+        target: Cow::Borrowed(target),
+        message: Arc::from(message),
+        context: RecordContext::now(),
+    };
     shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
     shared.tx.send(Msg::Confirmed(record, ack)).map_err(|_| ConfirmError::Unavailable)?;
     match done.recv_timeout(CONFIRM_TIMEOUT) {

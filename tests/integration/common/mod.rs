@@ -166,3 +166,16 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     }
     zip.finish().expect("zip finish");
 }
+
+/// The virtualenv python with dataikuapi and scikit-learn: `APINODE_TEST_PYTHON`
+/// (set by tools/test), else the one `tools/setup-test-env` installs (run here
+/// if needed).
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("APINODE_TEST_PYTHON") {
+        return p;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-test-env");
+    let out = std::process::Command::new(&script).output().expect("tools/setup-test-env runs");
+    assert!(out.status.success(), "tools/setup-test-env failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().last().expect("the python path").trim().to_owned()
+}

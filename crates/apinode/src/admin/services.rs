@@ -191,12 +191,7 @@ pub async fn enable_service(
     Extension(call): Extension<AdminCall>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    change_service(&node, &call, &id, "service-enable", |f| {
-        f.enabled = true;
-        Ok(())
-    })
-    .await?;
-    Ok(ok())
+    set_enabled(&node, &call, &id, true).await
 }
 
 /// `POST /services/{id}/actions/disable`
@@ -205,8 +200,13 @@ pub async fn disable_service(
     Extension(call): Extension<AdminCall>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    change_service(&node, &call, &id, "service-disable", |f| {
-        f.enabled = false;
+    set_enabled(&node, &call, &id, false).await
+}
+
+async fn set_enabled(node: &Node, call: &AdminCall, id: &str, enabled: bool) -> Result<Json<Value>, ApiError> {
+    let msg_type = if enabled { "service-enable" } else { "service-disable" };
+    change_service(node, call, id, msg_type, |f| {
+        f.enabled = enabled;
         Ok(())
     })
     .await?;
