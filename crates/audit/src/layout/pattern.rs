@@ -20,6 +20,49 @@ struct DateFormat(Vec<Item<'static>>);
 
 impl Eq for DateFormat {}
 
+thread_local! {
+    /// The last date rendered on this thread: (format identity, millisecond, text).
+    /// Under load many records share a millisecond; formatting a date is the
+    /// costliest part of rendering a line.
+    static LAST_DATE: std::cell::RefCell<(usize, i64, String)> = const { std::cell::RefCell::new((0, i64::MIN, String::new())) };
+    /// Dotted forms of the log4rs targets seen on this thread.
+    static DOTTED: std::cell::RefCell<std::collections::HashMap<String, String>> = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+impl DateFormat {
+    fn render(&self, out: &mut String, context: &RecordContext) {
+        let time = context.local_time();
+        let millis = time.timestamp_millis();
+        let id = self.0.as_ptr() as usize;
+        LAST_DATE.with(|cell| {
+            let mut last = cell.borrow_mut();
+            if last.0 != id || last.1 != millis {
+                last.2.clear();
+                let _ = write!(last.2, "{}", time.format_with_items(self.0.iter()));
+                (last.0, last.1) = (id, millis);
+            }
+            out.push_str(&last.2);
+        });
+    }
+}
+
+/// Runs `f` with the dotted (log4j) form of a log4rs target, cached per thread.
+fn with_dotted(target: &str, f: impl FnOnce(&str)) {
+    if !target.contains("::") {
+        return f(target);
+    }
+    DOTTED.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if !cache.contains_key(target) && cache.len() < 1024 {
+            cache.insert(target.to_owned(), dotted(target).into_owned());
+        }
+        match cache.get(target) {
+            Some(name) => f(name),
+            None => f(&dotted(target)),
+        }
+    });
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Conversion {
     Literal(String),
@@ -148,16 +191,13 @@ impl PatternLayout {
             field.clear();
             match &part.conversion {
                 Conversion::Literal(_) => {}
-                Conversion::Date(format) => {
-                    let _ = write!(field, "{}", context.local_time().format_with_items(format.0.iter()));
-                }
-                Conversion::Logger(n) => {
-                    let name = dotted(record.target());
+                Conversion::Date(format) => format.render(&mut field, context),
+                Conversion::Logger(n) => with_dotted(record.target(), |name| {
                     field.push_str(match n {
-                        None => &name,
-                        Some(n) => last_parts(&name, *n),
+                        None => name,
+                        Some(n) => last_parts(name, *n),
                     });
-                }
+                }),
                 Conversion::Level => field.push_str(level_name(record.level())),
                 Conversion::Message => {
                     let _ = write!(field, "{}", record.args());
