@@ -33,7 +33,10 @@ impl QueryRings {
     /// Adds a record; true when an UPDATE message is due.
     pub fn push(&self, service: &str, record: Arc<str>) -> bool {
         let mut rings = self.lock();
-        let ring = rings.entry(service.to_owned()).or_default();
+        if !rings.contains_key(service) {
+            rings.insert(service.to_owned(), Ring::default());
+        }
+        let ring = rings.get_mut(service).expect("inserted above");
         if ring.records.len() == RING_CAPACITY {
             ring.records.pop_front();
         }

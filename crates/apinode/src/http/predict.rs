@@ -80,10 +80,24 @@ struct Target {
     defaults: ExplanationDefaults,
 }
 
-impl Target {
-    fn api_context(&self) -> Value {
-        json!({"serviceId": self.service, "endpointId": self.endpoint, "serviceGeneration": self.generation})
-    }
+/// Dataiku's answer: `result` (or `results`), `timing`, `apiContext`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<&'a [Map<String, Value>]>,
+    timing: &'a Timing,
+    api_context: ApiContext<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiContext<'a> {
+    service_id: &'a str,
+    endpoint_id: &'a str,
+    service_generation: &'a str,
 }
 
 /// What a request asks to score.
@@ -246,12 +260,18 @@ impl Call {
                 );
             }
         }
-        let body = if request.multi {
-            json!({"results": results, "timing": timing, "apiContext": target.api_context()})
-        } else {
-            json!({"result": results.pop(), "timing": timing, "apiContext": target.api_context()})
+        // Serialised straight from borrowed parts: no intermediate JSON tree.
+        let api_context = ApiContext {
+            service_id: target.service.as_str(),
+            endpoint_id: target.endpoint.as_str(),
+            service_generation: target.generation.as_str(),
         };
-        Ok(Json(body).into_response())
+        let answer = if request.multi {
+            Answer { result: None, results: Some(&results), timing: &timing, api_context }
+        } else {
+            Answer { result: results.first(), results: None, timing: &timing, api_context }
+        };
+        Ok(Json(answer).into_response())
     }
 
     /// Records a refusal and turns the outcome into the answer.
