@@ -226,13 +226,7 @@ pub async fn switch_to_newest(
         .max_by_key(|g| (g.created_on_ms, g.id.clone()))
         .map(|g| g.id.clone())
         .ok_or_else(|| ApiError::InvalidRequest(format!("service {id} has no generation to switch to")))?;
-    let target = newest.clone();
-    change_service(&node, &call, &id, "service-switch", move |f| {
-        f.mapping = single(&target);
-        f.enabled = true;
-        Ok(())
-    })
-    .await?;
+    switch_single(&node, &call, &id, &newest).await?;
     Ok(Json(json!({"switchedToGeneration": newest})))
 }
 
@@ -244,13 +238,19 @@ pub async fn switch_to(
 ) -> Result<Json<Value>, ApiError> {
     let service = find(&node, &id)?;
     let gen_id = held_generation(&service, &generation)?;
-    change_service(&node, &call, &id, "service-switch", move |f| {
-        f.mapping = single(&gen_id);
+    switch_single(&node, &call, &id, &gen_id).await?;
+    Ok(ok())
+}
+
+/// Sends all traffic to one generation (and enables the service).
+async fn switch_single(node: &Node, call: &AdminCall, id: &str, generation: &GenerationId) -> Result<(), ApiError> {
+    change_service(node, call, id, "service-switch", |f| {
+        f.mapping = MappingFile { entries: vec![MappingEntryFile { generation: generation.to_string(), proba: 1.0 }] };
         f.enabled = true;
         Ok(())
     })
-    .await?;
-    Ok(ok())
+    .await
+    .map(drop)
 }
 
 /// `POST /services/{id}/actions/setMapping` `{"entries": [{"generation", "proba"}]}`
@@ -349,10 +349,6 @@ pub async fn purge_queries(
     node.queries.clear(service.id.as_str());
     entity::emit(Entity::Queries(service.id.as_str()), "TRUNCATE", call.user(), json!({}));
     Ok(ok())
-}
-
-fn single(g: &GenerationId) -> MappingFile {
-    MappingFile { entries: vec![MappingEntryFile { generation: g.to_string(), proba: 1.0 }] }
 }
 
 fn held_generation(service: &Service, generation: &str) -> Result<GenerationId, ApiError> {
