@@ -1,0 +1,222 @@
+//! The audit dispatcher (audit.md "Targets", "Delivery"): every audit
+//! message of the node goes through [`send`], which hands it to every target
+//! whose filters take it. The LOG4J target writes it on the topic's logger
+//! through the asynchronous writer; network targets (EVENT_SERVER, and KAFKA
+//! on the same [`delivery::Sink`] interface) put it in their own queue. No
+//! caller waits on I/O. One dispatcher is installed per process, like the
+//! logger; before [`install`] (tests embedding the node) the default, one
+//! LOG4J target for every topic, is used.
+//!
+//! - [`config`]: the `auditLog` section, validated with paths.
+//! - [`filter`]: topic and routing-key filters.
+//! - [`delivery`]: queue, worker, spool policy and counters of a network target.
+//! - [`spool`]: the on-disk spool.
+//! - [`event_server`]: the EVENT_SERVER sink.
+
+pub mod config;
+pub mod delivery;
+pub mod event_server;
+pub mod filter;
+pub mod spool;
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::Topic;
+use crate::message::Message;
+use crate::writer::{self, ConfirmError};
+use config::{AuditSettings, TargetKind, TargetSpec};
+use delivery::Delivery;
+use event_server::EventServerSink;
+use filter::Filter;
+
+enum Route {
+    Log4j,
+    Network(Delivery),
+}
+
+struct Target {
+    name: String,
+    filter: Filter,
+    route: Route,
+}
+
+/// The node's targets.
+pub struct Dispatcher {
+    targets: Vec<Target>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.targets.iter().map(|t| &t.name)).finish()
+    }
+}
+
+/// Why a target could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("audit target {target}: cannot open its spool {spool}: {source}")]
+pub struct BuildError {
+    /// The target.
+    pub target: String,
+    /// Its spool folder.
+    pub spool: String,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
+impl Dispatcher {
+    /// One LOG4J target for every topic (no `auditLog` section).
+    pub fn log4j_only() -> Dispatcher {
+        Dispatcher { targets: vec![Target { name: "log4j".into(), filter: Filter::all(), route: Route::Log4j }] }
+    }
+
+    /// Starts the targets of `settings`; network targets spool under
+    /// `spool_root/<name>/` and first replay what an earlier run left there.
+    ///
+    /// # Errors
+    /// [`BuildError`] when a spool cannot be opened.
+    pub fn build(settings: &AuditSettings, spool_root: &Path) -> Result<Dispatcher, BuildError> {
+        let mut targets = Vec::new();
+        for TargetSpec { name, filter, kind } in &settings.targets {
+            let route = match kind {
+                TargetKind::Log4j => Route::Log4j,
+                TargetKind::EventServer { url, auth_key, routing_key_mode, delivery } => {
+                    let (url, key, mode) = (url.clone(), auth_key.clone(), routing_key_mode.clone());
+                    let dir = spool_root.join(name);
+                    let d = Delivery::start(
+                        name,
+                        "EVENT_SERVER",
+                        &dir,
+                        delivery.clone(),
+                        Box::new(move || Box::new(EventServerSink::new(&url, key, mode))),
+                    )
+                    .map_err(|source| BuildError {
+                        target: name.clone(),
+                        spool: dir.display().to_string(),
+                        source,
+                    })?;
+                    Route::Network(d)
+                }
+            };
+            targets.push(Target { name: name.clone(), filter: filter.clone(), route });
+        }
+        Ok(Dispatcher { targets })
+    }
+
+    /// Whether some target may take a message of `topic`: lets callers skip
+    /// building messages nobody takes (such as `apicalls` when it is off).
+    pub fn wants(&self, topic: Topic) -> bool {
+        self.targets.iter().any(|t| {
+            t.filter.takes_topic(topic)
+                && match t.route {
+                    Route::Log4j => writer::enabled(topic.target(), log::Level::Info),
+                    Route::Network(_) => true,
+                }
+        })
+    }
+
+    /// Hands `msg` to every target that takes it.
+    pub fn send(&self, msg: Message) {
+        for t in &self.targets {
+            if !t.filter.takes(msg.topic, msg.routing_key.as_ref()) {
+                continue;
+            }
+            match &t.route {
+                Route::Log4j => writer::emit(msg.topic.target(), msg.level, msg.text.clone()),
+                Route::Network(d) => d.send(msg.clone()),
+            }
+        }
+    }
+
+    /// Hands `msg` over and returns once it is recorded: written and flushed
+    /// by the LOG4J target, queued (and so spooled if need be) by network
+    /// targets. For changes that may only happen once recorded.
+    ///
+    /// # Errors
+    /// [`ConfirmError`] when a LOG4J appender failed, or no target took it.
+    pub fn send_confirmed(&self, msg: &Message) -> Result<(), ConfirmError> {
+        let mut recorded = false;
+        let mut disabled = None;
+        for t in &self.targets {
+            if !t.filter.takes(msg.topic, msg.routing_key.as_ref()) {
+                continue;
+            }
+            match &t.route {
+                Route::Log4j => match writer::emit_confirmed(msg.topic.target(), msg.level, msg.text.to_string()) {
+                    Ok(()) => recorded = true,
+                    Err(ConfirmError::Disabled(d)) => disabled = Some(d),
+                    Err(e) => return Err(e),
+                },
+                Route::Network(d) => {
+                    d.send(msg.clone());
+                    recorded = true;
+                }
+            }
+        }
+        if recorded {
+            Ok(())
+        } else {
+            Err(ConfirmError::Disabled(
+                disabled.unwrap_or_else(|| format!("every audit target for topic {}", msg.topic)),
+            ))
+        }
+    }
+
+    /// Messages dropped by every target so far.
+    pub fn dropped(&self) -> u64 {
+        self.targets.iter().map(|t| if let Route::Network(d) = &t.route { d.dropped() } else { 0 }).sum()
+    }
+
+    /// Drains every network target to its destination or its spool, trying
+    /// destinations until `deadline`.
+    pub fn shutdown(&self, deadline: Instant) {
+        for t in &self.targets {
+            if let Route::Network(d) = &t.route {
+                d.shutdown(deadline);
+            }
+        }
+    }
+
+    /// Counters of every network target, by name.
+    pub fn snapshot(&self) -> Value {
+        let targets: Map<String, Value> = self
+            .targets
+            .iter()
+            .map(|t| match &t.route {
+                Route::Log4j => (t.name.clone(), serde_json::json!({"type": "LOG4J"})),
+                Route::Network(d) => (t.name.clone(), d.snapshot()),
+            })
+            .collect();
+        Value::Object(targets)
+    }
+}
+
+static GLOBAL: OnceLock<Dispatcher> = OnceLock::new();
+
+/// Installs the process's dispatcher (once).
+///
+/// # Errors
+/// Gives the dispatcher back when one is installed already.
+pub fn install(dispatcher: Dispatcher) -> Result<&'static Dispatcher, Dispatcher> {
+    GLOBAL.set(dispatcher)?;
+    Ok(GLOBAL.get().expect("just set"))
+}
+
+/// The installed dispatcher, or the default one.
+pub fn global() -> &'static Dispatcher {
+    static DEFAULT: OnceLock<Dispatcher> = OnceLock::new();
+    GLOBAL.get().unwrap_or_else(|| DEFAULT.get_or_init(Dispatcher::log4j_only))
+}
+
+/// [`Dispatcher::send`] on the process's dispatcher.
+pub fn send(msg: Message) {
+    global().send(msg);
+}
+
+/// [`Dispatcher::wants`] on the process's dispatcher.
+pub fn wants(topic: Topic) -> bool {
+    global().wants(topic)
+}

@@ -1,0 +1,158 @@
+//! One audit message as the dispatcher moves it: its [`Topic`], its optional
+//! [`RoutingKey`], its [`EventId`] and its body, a JSON object already
+//! serialised on one line (which also carries `topic`, `routingKey` and
+//! `eventId`, so that a spooled line is the whole message). Owns the
+//! identifiers' rules; it does not build bodies (the node does) or route them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use log::Level;
+use serde::Deserialize;
+
+use crate::Topic;
+
+/// A routing key: 1..=128 characters of `[A-Za-z0-9._-]`, not starting with
+/// '.', because it becomes a folder name on the event server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoutingKey(Arc<str>);
+
+/// A routing key that breaks [`RoutingKey`]'s rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'")]
+pub struct InvalidRoutingKey(pub String);
+
+impl RoutingKey {
+    /// Checks `key` against the rule.
+    ///
+    /// # Errors
+    /// [`InvalidRoutingKey`] naming the key.
+    pub fn new(key: &str) -> Result<RoutingKey, InvalidRoutingKey> {
+        if is_safe_segment(key) { Ok(RoutingKey(Arc::from(key))) } else { Err(InvalidRoutingKey(key.to_owned())) }
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoutingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// True for a name that is safe as one folder name: 1..=128 characters of
+/// `[A-Za-z0-9._-]`, not starting with '.' (so never `.` or `..`).
+pub fn is_safe_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A message's unique id (consumers deduplicate on it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId(Arc<str>);
+
+impl EventId {
+    /// A new random id (32 hex digits).
+    pub fn generate() -> EventId {
+        EventId(Arc::from(uuid::Uuid::new_v4().simple().to_string()))
+    }
+
+    /// An id read back from a message.
+    pub fn from_text(id: &str) -> EventId {
+        EventId(Arc::from(id))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One audit message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its topic.
+    pub topic: Topic,
+    /// The level of its log4j record (LOG4J target).
+    pub level: Level,
+    /// Its routing key, if any.
+    pub routing_key: Option<RoutingKey>,
+    /// Its id.
+    pub event_id: EventId,
+    /// The body: one JSON object on one line.
+    pub text: Arc<str>,
+}
+
+/// A spooled line that is not a message this node wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an audit message: {0}")]
+pub struct BadLine(pub String);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(borrow)]
+    topic: &'a str,
+    #[serde(default, borrow)]
+    routing_key: Option<&'a str>,
+    #[serde(borrow)]
+    event_id: &'a str,
+}
+
+impl Message {
+    /// Reads a message back from its body (a spool line).
+    ///
+    /// # Errors
+    /// [`BadLine`] when the line is not JSON or lacks a known `topic`, a
+    /// valid `routingKey` or an `eventId`.
+    pub fn from_line(line: &str) -> Result<Message, BadLine> {
+        let head: Head<'_> = serde_json::from_str(line).map_err(|e| BadLine(e.to_string()))?;
+        let topic = head.topic.parse().map_err(|e: crate::topic::UnknownTopic| BadLine(e.to_string()))?;
+        let routing_key = head.routing_key.map(RoutingKey::new).transpose().map_err(|e| BadLine(e.to_string()))?;
+        Ok(Message {
+            topic,
+            level: Level::Info,
+            routing_key,
+            event_id: EventId::from_text(head.event_id),
+            text: Arc::from(line),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_keys_must_be_safe_folder_names() {
+        for good in ["churn-prod", "a", "v1.2_x"] {
+            assert!(RoutingKey::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "sp ace", &"x".repeat(129)] {
+            assert!(RoutingKey::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_reads_back_as_its_message() {
+        let line = r#"{"topic":"apinode-query","routingKey":"rk","eventId":"e1","x":1}"#;
+        let m = Message::from_line(line).expect("valid");
+        assert_eq!((m.topic, m.routing_key.as_ref().map(RoutingKey::as_str)), (Topic::ApinodeQuery, Some("rk")));
+        assert_eq!(m.event_id.as_str(), "e1");
+        assert_eq!(&*m.text, line);
+        assert!(Message::from_line(r#"{"topic":"nope","eventId":"e"}"#).is_err());
+        assert!(Message::from_line(r#"{"topic":"generic"}"#).is_err());
+        assert!(Message::from_line("not json").is_err());
+    }
+}
