@@ -50,12 +50,14 @@ fn lines(path: &Path) -> Vec<Value> {
 }
 
 /// Admin records (they go to apimain.log, as in Dataiku): the JSON after " - ".
+/// The admin change records (the `generic` topic also carries node start and stop).
 fn admin_records(node: &DssNode) -> Vec<Value> {
     std::fs::read_to_string(node.dir.path().join("run/apimain.log"))
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("[dku.apinode.audit.admin]"))
-        .map(|l| serde_json::from_str(l.split_once(" - ").expect("pattern").1).expect("JSON record"))
+        .map(|l| serde_json::from_str::<Value>(l.split_once(" - ").expect("pattern").1).expect("JSON record"))
+        .filter(|r| !matches!(r["msgType"].as_str(), Some("node-start" | "node-stop")))
         .collect()
 }
 

@@ -370,17 +370,19 @@ fn offline_keys(data_dir: &Path) -> anyhow::Result<Value> {
 fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let guard = crate::logging::init(data_dir, &env).context("starting the logging configuration")?;
-    let mut record = json!({
-        "msgType": msg_type,
-        "eventId": uuid::Uuid::new_v4().simple().to_string(),
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "authUser": whoami(),
-        "auth": {"keyId": null, "label": "apinode-admin (offline)"},
-    });
-    if let (Some(r), Value::Object(d)) = (record.as_object_mut(), details) {
+    let node_id = crate::config::ServerConfig::load(data_dir, &env, crate::config::Overrides::default())
+        .map(|c| c.node_id)
+        .unwrap_or_else(|_| crate::config::ServerConfig::default().node_id);
+    let mut extra = json!({"auth": {"keyId": null, "label": "apinode-admin (offline)"}});
+    if let (Some(r), Value::Object(d)) = (extra.as_object_mut(), details) {
         r.extend(d);
     }
-    let written = audit::writer::emit_confirmed(audit::Topic::Generic.target(), log::Level::Info, record.to_string());
+    let user = whoami();
+    let record = crate::audit_log::generic(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, Some(&user), extra);
+    // Offline changes are written to this machine's log4j loggers only: the
+    // node's network targets are not started by the CLI (their spools belong
+    // to the running node).
+    let written = audit::writer::emit_confirmed(record.topic.target(), record.level, record.text.to_string());
     guard.shutdown();
     written.context("the admin audit record could not be written; the change was not made")
 }

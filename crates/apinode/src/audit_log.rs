@@ -1,15 +1,17 @@
-//! The node's audit records, built from what a request did and handed to the
-//! writer queue (`audit::writer::emit`) without waiting on any I/O: one
-//! `prediction-query` per scored record (logger `dku.apinode.audit.queries`),
-//! `prediction-failure` for a prediction request refused as a whole
-//! (`.failures`), `authfail` (`.auth`), and `api-call` (`.allcalls`, built
-//! only when that logger is on). Records carry key ids and labels, never a
-//! secret or an `Authorization` header. This module shapes records; it does
-//! not decide when a request succeeded.
+//! The node's audit messages, built from what a request did and handed to the
+//! audit dispatcher (`audit::dispatch::send`) without waiting on any I/O: one
+//! `prediction-query` per scored record (topic `apinode-query`, with the
+//! service's routing key), `prediction-failure` for a prediction request
+//! refused as a whole (`generic-failure`), `authfail`, `api-call`
+//! (`apicalls`, built only when some target takes it), admin changes and
+//! node start and stop (`generic`). Every body carries `topic`, `msgType`,
+//! `eventId`, `timestamp`, `nodeId` and, where a caller is known, `authUser`;
+//! key ids and labels, never a secret or an `Authorization` header. This
+//! module shapes messages; it does not decide when a request succeeded.
 
 use std::net::IpAddr;
 
-use audit::Topic;
+use audit::{EventId, Message, RoutingKey, Topic};
 use chrono::SecondsFormat;
 use log::Level;
 use serde::Serialize;
@@ -22,24 +24,21 @@ use crate::scoring::Timing;
 /// Largest part of a refused body kept in a failure record.
 pub const FAILED_BODY_LIMIT: usize = 4096;
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn event_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn emit<T: Serialize>(topic: Topic, level: Level, record: &T) {
+/// Sends a message of `topic` whose body is `record` (carrying `event_id`).
+fn emit<T: Serialize>(topic: Topic, level: Level, event_id: EventId, record: &T) {
     match serde_json::to_string(record) {
-        Ok(text) => audit::writer::emit(topic.target(), level, text),
-        Err(e) => log::error!("An audit record of topic {topic} could not be serialised: {e}"),
+        Ok(text) => audit::dispatch::send(Message { topic, level, routing_key: None, event_id, text: text.into() }),
+        Err(e) => log::error!("An audit message of topic {topic} could not be serialised: {e}"),
     }
 }
 
-/// Whether records of `topic` are wanted at all.
+/// Whether some audit target takes messages of `topic`.
 pub fn wanted(topic: Topic) -> bool {
-    audit::writer::enabled(topic.target(), Level::Info)
+    audit::dispatch::wants(topic)
 }
 
 /// The key of a caller as written in records.
@@ -54,6 +53,11 @@ impl<'a> From<&'a Caller> for AuthRef<'a> {
     fn from(c: &'a Caller) -> Self {
         AuthRef { key_id: &c.key_id, label: c.label.as_deref() }
     }
+}
+
+/// `authUser`: the caller's key label, or its id.
+fn auth_user(c: Option<&Caller>) -> Option<&str> {
+    c.map(|c| c.label.as_deref().unwrap_or(&c.key_id))
 }
 
 /// What every record of one prediction call shares.
@@ -81,7 +85,7 @@ pub struct Scored<'a> {
     /// The generation that answered.
     pub generation: &'a str,
     /// The service's routing key.
-    pub routing_key: Option<&'a str>,
+    pub routing_key: Option<&'a RoutingKey>,
     /// The features as the caller sent them.
     pub features: &'a Map<String, Value>,
     /// The caller's context.
@@ -97,16 +101,20 @@ pub struct Scored<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct QueryRecord<'a> {
+    topic: &'static str,
     msg_type: &'static str,
-    event_id: String,
+    event_id: &'a str,
     request_id: &'a RequestId,
     timestamp: String,
     node_id: &'a str,
     service_id: &'a str,
     endpoint_id: &'a str,
     generation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     routing_key: Option<&'a str>,
     client_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_user: Option<&'a str>,
     auth: Option<AuthRef<'a>>,
     features: &'a Map<String, Value>,
     context: Option<&'a Map<String, Value>>,
@@ -115,24 +123,22 @@ struct QueryRecord<'a> {
     timing: &'a Timing,
 }
 
-/// Writes a record already serialised (shared with the query ring, not copied).
-pub fn emit_text(topic: Topic, text: std::sync::Arc<str>) {
-    audit::writer::emit(topic.target(), Level::Info, text);
-}
-
-/// One `prediction-query` record, as text.
-pub fn query_record(call: &CallInfo<'_>, scored: &Scored<'_>) -> String {
-    serde_json::to_string(&QueryRecord {
+/// One `prediction-query` message (its text is also kept by the query ring).
+pub fn query_message(call: &CallInfo<'_>, scored: &Scored<'_>) -> Message {
+    let event_id = EventId::generate();
+    let text = serde_json::to_string(&QueryRecord {
+        topic: Topic::ApinodeQuery.as_str(),
         msg_type: "prediction-query",
-        event_id: event_id(),
+        event_id: event_id.as_str(),
         request_id: scored.request_id,
         timestamp: now(),
         node_id: call.node_id,
         service_id: call.service_id,
         endpoint_id: call.endpoint_id,
         generation: scored.generation,
-        routing_key: scored.routing_key,
+        routing_key: scored.routing_key.map(RoutingKey::as_str),
         client_ip: call.client_ip,
+        auth_user: auth_user(call.caller),
         auth: call.caller.map(AuthRef::from),
         features: scored.features,
         context: scored.context,
@@ -140,20 +146,35 @@ pub fn query_record(call: &CallInfo<'_>, scored: &Scored<'_>) -> String {
         result: scored.result,
         timing: scored.timing,
     })
-    .unwrap_or_else(|e| format!("{{\"msgType\":\"prediction-query\",\"serialisationError\":\"{e}\"}}"))
+    .unwrap_or_else(|e| {
+        format!(
+            "{{\"topic\":\"apinode-query\",\"msgType\":\"prediction-query\",\"eventId\":\"{event_id}\",\"serialisationError\":{}}}",
+            serde_json::Value::String(e.to_string())
+        )
+    });
+    Message {
+        topic: Topic::ApinodeQuery,
+        level: Level::Info,
+        routing_key: scored.routing_key.cloned(),
+        event_id,
+        text: text.into(),
+    }
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FailureRecord<'a> {
+    topic: &'static str,
     msg_type: &'static str,
-    event_id: String,
+    event_id: &'a str,
     request_id: &'a RequestId,
     timestamp: String,
     node_id: &'a str,
     service_id: &'a str,
     endpoint_id: &'a str,
     client_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_user: Option<&'a str>,
     auth: Option<AuthRef<'a>>,
     status: u16,
     error_type: &'a str,
@@ -165,18 +186,22 @@ struct FailureRecord<'a> {
 /// A prediction request refused as a whole, with its body cut to 4 KiB.
 pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str, body: &[u8]) {
     let cut = body.len().min(FAILED_BODY_LIMIT);
+    let event_id = EventId::generate();
     emit(
         Topic::GenericFailure,
         Level::Warn,
+        event_id.clone(),
         &FailureRecord {
+            topic: Topic::GenericFailure.as_str(),
             msg_type: "prediction-failure",
-            event_id: event_id(),
+            event_id: event_id.as_str(),
             request_id: call.request_id,
             timestamp: now(),
             node_id: call.node_id,
             service_id: call.service_id,
             endpoint_id: call.endpoint_id,
             client_ip: call.client_ip,
+            auth_user: auth_user(call.caller),
             auth: call.caller.map(AuthRef::from),
             status,
             error_type,
@@ -190,8 +215,9 @@ pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str,
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AuthFailRecord<'a> {
+    topic: &'static str,
     msg_type: &'static str,
-    event_id: String,
+    event_id: &'a str,
     timestamp: String,
     node_id: &'a str,
     client_ip: IpAddr,
@@ -199,6 +225,8 @@ struct AuthFailRecord<'a> {
     path: &'a str,
     reason: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_user: Option<&'a str>,
     key_id: Option<&'a str>,
 }
 
@@ -213,12 +241,15 @@ pub fn auth_failure(
     message: &str,
     key_id: Option<&str>,
 ) {
+    let event_id = EventId::generate();
     emit(
         Topic::AuthFail,
         Level::Warn,
+        event_id.clone(),
         &AuthFailRecord {
+            topic: Topic::AuthFail.as_str(),
             msg_type: "authfail",
-            event_id: event_id(),
+            event_id: event_id.as_str(),
             timestamp: now(),
             node_id,
             client_ip,
@@ -226,6 +257,7 @@ pub fn auth_failure(
             path,
             reason,
             message,
+            auth_user: key_id,
             key_id,
         },
     );
@@ -234,8 +266,9 @@ pub fn auth_failure(
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CallRecord<'a> {
+    topic: &'static str,
     msg_type: &'static str,
-    event_id: String,
+    event_id: &'a str,
     timestamp: String,
     node_id: &'a str,
     method: &'a str,
@@ -243,6 +276,8 @@ struct CallRecord<'a> {
     status: u16,
     duration_us: u64,
     client_ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_user: Option<&'a str>,
     key_id: Option<&'a str>,
 }
 
@@ -257,12 +292,15 @@ pub fn api_call(
     client_ip: IpAddr,
     key_id: Option<&str>,
 ) {
+    let event_id = EventId::generate();
     emit(
         Topic::ApiCalls,
         Level::Info,
+        event_id.clone(),
         &CallRecord {
+            topic: Topic::ApiCalls.as_str(),
             msg_type: "api-call",
-            event_id: event_id(),
+            event_id: event_id.as_str(),
             timestamp: now(),
             node_id,
             method,
@@ -270,25 +308,46 @@ pub fn api_call(
             status,
             duration_us,
             client_ip,
+            auth_user: key_id,
             key_id,
         },
     );
 }
 
-/// The admin audit record of a change, as text: who (key id and label, never
-/// the secret), from where, what (`msg_type`) and its details.
-pub fn admin_record(node_id: &str, call: &crate::admin::AdminCall, msg_type: &str, details: Value) -> String {
+/// The admin audit message of a change: who (key id and label, never the
+/// secret), from where, what (`msg_type`) and its details.
+pub fn admin_message(node_id: &str, call: &crate::admin::AdminCall, msg_type: &str, details: Value) -> Message {
+    let auth = serde_json::json!({"keyId": call.who.id, "label": call.who.label});
+    let mut extra = serde_json::json!({"auth": auth, "clientIp": call.client_ip});
+    if let (Some(e), Value::Object(d)) = (extra.as_object_mut(), details) {
+        e.extend(d);
+    }
+    generic(Topic::Generic, Level::Info, node_id, msg_type, Some(call.user()), extra)
+}
+
+/// A message of the node itself (start, stop, resource usage, drops): the
+/// common fields, then `details`' fields.
+pub fn generic(
+    topic: Topic,
+    level: Level,
+    node_id: &str,
+    msg_type: &str,
+    auth_user: Option<&str>,
+    details: Value,
+) -> Message {
+    let event_id = EventId::generate();
     let mut record = serde_json::json!({
+        "topic": topic.as_str(),
         "msgType": msg_type,
-        "eventId": event_id(),
+        "eventId": event_id.as_str(),
         "timestamp": now(),
         "nodeId": node_id,
-        "authUser": call.user(),
-        "auth": {"keyId": call.who.id, "label": call.who.label},
-        "clientIp": call.client_ip,
     });
+    if let (Some(r), Some(user)) = (record.as_object_mut(), auth_user) {
+        r.insert("authUser".into(), Value::String(user.to_owned()));
+    }
     if let (Some(r), Value::Object(d)) = (record.as_object_mut(), details) {
         r.extend(d);
     }
-    record.to_string()
+    Message { topic, level, routing_key: None, event_id, text: record.to_string().into() }
 }

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// This node's name in audit messages (`nodeId`; default: the host name).
     pub node_id: String,
+    /// Audit targets (`auditLog`; none: one LOG4J target for everything).
+    pub audit: audit::dispatch::config::AuditSettings,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             bind: DEFAULT_BIND.parse().expect("a valid address literal"),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             node_id: default_node_id(),
+            audit: audit::dispatch::config::AuditSettings::default(),
             unused_keys: Vec::new(),
         }
     }
@@ -129,6 +132,14 @@ impl ServerConfig {
                     Some(id) => config.node_id = id.trim().to_owned(),
                     None => problems.push(format!("{file}: nodeId"), "must be a non-empty string"),
                 },
+                "auditLog" => match audit::dispatch::config::parse(Some(value)) {
+                    Ok(settings) => config.audit = settings,
+                    Err(found) => {
+                        for p in found {
+                            problems.push(format!("{file}: {}", p.path), p.message);
+                        }
+                    }
+                },
                 other => config.unused_keys.push(other.to_owned()),
             }
         }
@@ -173,20 +184,28 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let text = r#"{"port": "x", "maxBodyBytes": 10, "bindAddress": "nowhere", "auditLog": {}}"#;
+        let text = r#"{"port": "x", "maxBodyBytes": 10, "bindAddress": "nowhere",
+            "auditLog": {"settings": {"targets": [{"type": "LOG4J", "topicsFiltering": "SELECTED", "topics": ["apinode-querry"]}]}}}"#;
         let e = env(&[("DKU_APINODE_PORT", "seventy")]);
         let problems = ServerConfig::validate(Some(text), &e, Overrides::default()).unwrap_err();
         let text = problems.to_string();
-        assert_eq!(problems.items().len(), 4, "{text}");
-        for needle in ["server.json: port", "maxBodyBytes", "bindAddress", "DKU_APINODE_PORT"] {
+        assert_eq!(problems.items().len(), 5, "{text}");
+        for needle in [
+            "server.json: port",
+            "maxBodyBytes",
+            "bindAddress",
+            "DKU_APINODE_PORT",
+            "config/server.json: auditLog.settings.targets[0].topics[0]: unknown topic \"apinode-querry\"",
+        ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }
 
     #[test]
     fn keys_of_later_versions_are_kept_as_unused() {
-        let c = ServerConfig::validate(Some(r#"{"auditLog": {}}"#), &HashMap::new(), Overrides::default()).expect("ok");
-        assert_eq!(c.unused_keys, ["auditLog"]);
+        let c = ServerConfig::validate(Some(r#"{"kafkaConnections": {}}"#), &HashMap::new(), Overrides::default())
+            .expect("ok");
+        assert_eq!(c.unused_keys, ["kafkaConnections"]);
         assert!(ServerConfig::validate(Some("[1]"), &HashMap::new(), Overrides::default()).is_err());
         assert!(ServerConfig::validate(Some("{"), &HashMap::new(), Overrides::default()).is_err());
     }

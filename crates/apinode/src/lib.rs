@@ -15,8 +15,10 @@
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
 //! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
-//! - [`audit_log`]: the node's audit records (queries, failures, auth, calls, admin).
+//! - [`audit_log`]: the node's audit messages (queries, failures, auth, calls, admin), sent
+//!   through the audit dispatcher.
 //! - [`entity`]: CDAP entity audit messages.
+//! - [`resource_usage`]: compute-resource-usage messages, reported drops.
 //! - [`metrics`]: request counters and latency histograms.
 //! - [`query_ring`]: each service's recent query records.
 //! - [`admin`]: the admin API, admin keys, generation archives.
@@ -43,4 +45,5 @@ pub mod node;
 pub mod problems;
 pub mod query_ring;
 pub mod registry;
+pub mod resource_usage;
 pub mod scoring;

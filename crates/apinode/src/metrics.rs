@@ -17,6 +17,7 @@ const BUCKETS: usize = 40;
 pub struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
+    scoring_us: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
 }
 
@@ -25,14 +26,18 @@ impl Default for Counters {
         Self {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            scoring_us: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
 
 impl Counters {
-    fn record(&self, ok: bool, micros: u64) {
+    fn record(&self, ok: bool, micros: u64, scoring_us: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if scoring_us > 0 {
+            self.scoring_us.fetch_add(scoring_us, Ordering::Relaxed);
+        }
         if !ok {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -76,8 +81,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one call.
-    pub fn record(&self, service: &str, endpoint: &str, ok: bool, micros: u64) {
+    /// Counts one call that took `micros`, `scoring_us` of them scoring.
+    pub fn record(&self, service: &str, endpoint: &str, ok: bool, micros: u64, scoring_us: u64) {
         let found = self
             .endpoints
             .read()
@@ -97,7 +102,21 @@ impl Metrics {
                 .or_default()
                 .clone(),
         };
-        counters.record(ok, micros);
+        counters.record(ok, micros, scoring_us);
+    }
+
+    /// Per service, since the start: requests and microseconds spent scoring.
+    pub fn usage(&self) -> BTreeMap<String, (u64, u64)> {
+        let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        endpoints
+            .iter()
+            .map(|(s, eps)| {
+                let sum = eps.values().fold((0, 0), |(r, us), c| {
+                    (r + c.requests.load(Ordering::Relaxed), us + c.scoring_us.load(Ordering::Relaxed))
+                });
+                (s.clone(), sum)
+            })
+            .collect()
     }
 
     /// Forgets a deleted service's counters.
@@ -121,7 +140,7 @@ impl Metrics {
                 "appenderErrors": w.appender_errors.load(Ordering::Relaxed),
             })
         });
-        json!({"services": services, "audit": {"writer": writer, "targets": {}}})
+        json!({"services": services, "audit": {"writer": writer, "targets": audit::dispatch::global().snapshot()}})
     }
 }
 
@@ -133,7 +152,7 @@ mod tests {
     fn counts_and_percentiles() {
         let m = Metrics::default();
         for us in [10, 20, 30, 5000] {
-            m.record("s", "e", us != 5000, us);
+            m.record("s", "e", us != 5000, us, us / 2);
         }
         let v = m.snapshot();
         let e = &v["services"]["s"]["endpoints"]["e"];
@@ -141,5 +160,6 @@ mod tests {
         // Values in bucket b lie in [2^(b-1), 2^b); a percentile is reported as 2^b.
         assert_eq!(e["latencyUs"]["p50"], 32, "20 µs is in the 16..32 bucket");
         assert_eq!(e["latencyUs"]["p99"], 8192, "5000 µs is in the 4096..8192 bucket");
+        assert_eq!(m.usage()["s"], (4, 5 + 10 + 15 + 2500));
     }
 }

@@ -48,6 +48,9 @@ pub enum StartError {
     /// The runtime log could not start.
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
+    /// An audit target could not start.
+    #[error(transparent)]
+    Audit(#[from] audit::dispatch::BuildError),
     /// The admin keys could not be read or the local secret written.
     #[error(transparent)]
     Keys(#[from] crate::admin::keys::KeyStoreError),
@@ -85,6 +88,10 @@ impl Node {
         })
     }
 }
+
+/// How long a graceful stop keeps trying to deliver spooled audit messages
+/// to a destination that answers (what is left stays in the spool).
+const AUDIT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A server running in this process, for tests and embedding.
 #[derive(Debug)]
@@ -133,6 +140,13 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     if !config.unused_keys.is_empty() {
         log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
+    let dispatcher = audit::dispatch::Dispatcher::build(&config.audit, &run_dir.join("spool"))?;
+    log::info!("Audit targets: {dispatcher:?}");
+    let dispatcher = audit::dispatch::install(dispatcher).map_err(|_| StartError::Io {
+        what: "installing the audit dispatcher".into(),
+        source: std::io::Error::other("one is installed already"),
+    })?;
+    let started_at = crate::audit_log::now();
     let addr = SocketAddr::new(config.bind, config.port);
     let mut node = Node::load(data_dir, config)?;
     node.admin_keys.write_local_secret(data_dir)?;
@@ -144,8 +158,34 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
         .map_err(io("writing run/apinode.port"))?;
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io("writing run/apinode.pid"))?;
     log::info!("Listening on {bound}");
-    let served = crate::http::serve(listener, node, stop_signal()).await;
-    log::info!("Stopped serving; requests in flight have finished; writing the last log records");
+    let node_id = node.config.node_id.clone();
+    let lifecycle = |msg_type: &str, details: serde_json::Value| {
+        crate::audit_log::generic(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, None, details)
+    };
+    dispatcher.send(lifecycle(
+        "node-start",
+        serde_json::json!({"pid": std::process::id(), "port": bound.port(), "version": env!("CARGO_PKG_VERSION")}),
+    ));
+    let period = Arc::new(std::sync::Mutex::new(crate::resource_usage::Period::default()));
+    let usage_task = tokio::spawn(crate::resource_usage::run(node.clone(), period.clone(), started_at.clone()));
+    let served = crate::http::serve(listener, node.clone(), stop_signal()).await;
+    log::info!("Stopped serving; requests in flight have finished; draining the audit targets");
+    usage_task.abort();
+    let (usage, drops) = {
+        let mut p = period.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let usage = crate::resource_usage::message(&node, &mut p, &started_at, true);
+        (usage, crate::resource_usage::drops_message(&node, &mut p))
+    };
+    dispatcher.send(usage);
+    if let Some(d) = drops {
+        dispatcher.send(d);
+    }
+    dispatcher.send(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
+    let drained = tokio::task::spawn_blocking(|| {
+        audit::dispatch::global().shutdown(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);
+    });
+    let _ = drained.await;
+    log::info!("Audit targets drained; writing the last log records");
     logging.shutdown();
     let _ = std::fs::remove_file(&pid_file);
     served.map_err(io("serving"))

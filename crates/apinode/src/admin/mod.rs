@@ -16,14 +16,12 @@ pub mod store;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use audit::Topic;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use log::Level;
 use serde_json::{Value, json};
 
 use crate::audit_log;
@@ -136,10 +134,8 @@ fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<AdminIdenti
 /// # Errors
 /// [`ApiError::AuditUnavailable`] when the record is not known to be written.
 pub async fn record_change(node: &Node, call: &AdminCall, msg_type: &str, details: Value) -> Result<(), ApiError> {
-    let text = audit_log::admin_record(&node.config.node_id, call, msg_type, details);
-    let written =
-        tokio::task::spawn_blocking(move || audit::writer::emit_confirmed(Topic::Generic.target(), Level::Info, text))
-            .await;
+    let message = audit_log::admin_message(&node.config.node_id, call, msg_type, details);
+    let written = tokio::task::spawn_blocking(move || audit::dispatch::global().send_confirmed(&message)).await;
     match written {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {

@@ -389,7 +389,7 @@ fn service_metadata(s: &Service) -> Metadata {
     let mapping: Vec<String> = s.mapping.entries().iter().map(|(g, p)| format!("{g}:{p}")).collect();
     system.properties.insert("mapping".into(), json!(mapping.join(",")));
     if let Some(k) = &s.routing_key {
-        system.properties.insert("routingKey".into(), json!(k));
+        system.properties.insert("routingKey".into(), json!(k.as_str()));
     }
     let user =
         Scope { properties: s.file.metadata.properties.clone(), tags: s.file.metadata.tags.iter().cloned().collect() };

@@ -66,6 +66,8 @@ pub struct Call {
     service_found: bool,
     /// Whether the endpoint was resolved (else the call counts under `*`).
     endpoint_found: std::sync::atomic::AtomicBool,
+    /// Microseconds spent scoring (compute-resource-usage).
+    scoring_us: std::sync::atomic::AtomicU64,
     /// The request body, kept for a failure record.
     body: Bytes,
 }
@@ -75,7 +77,7 @@ struct Target {
     service: ServiceId,
     generation: GenerationId,
     endpoint: EndpointId,
-    routing_key: Option<String>,
+    routing_key: Option<audit::RoutingKey>,
     model: Arc<Model>,
     defaults: ExplanationDefaults,
 }
@@ -182,6 +184,7 @@ impl FromRequestParts<Arc<Node>> for Call {
             auth_failure: None,
             service_found: false,
             endpoint_found: std::sync::atomic::AtomicBool::new(false),
+            scoring_us: std::sync::atomic::AtomicU64::new(0),
             body: Bytes::new(),
         })
     }
@@ -230,6 +233,8 @@ impl Call {
             .collect::<Result<Vec<_>, _>>()?;
         let timing = Timing { pre_processing: micros(self.started), ..Timing::default() };
         let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
+        let scoring_us = timing.preparation + timing.prediction + timing.post_processing;
+        self.scoring_us.store(scoring_us, std::sync::atomic::Ordering::Relaxed);
 
         let log_queries = audit_log::wanted(Topic::ApinodeQuery);
         let dispatch = request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok());
@@ -240,16 +245,17 @@ impl Call {
             let scored = Scored {
                 request_id: &id,
                 generation: target.generation.as_str(),
-                routing_key: target.routing_key.as_deref(),
+                routing_key: target.routing_key.as_ref(),
                 features: &item.features,
                 context: item.context.as_ref(),
                 dispatch: dispatch.as_ref(),
                 result,
                 timing: &timing,
             };
-            let record: Arc<str> = Arc::from(audit_log::query_record(&info, &scored));
+            let message = audit_log::query_message(&info, &scored);
+            let record = message.text.clone();
             if log_queries {
-                audit_log::emit_text(Topic::ApinodeQuery, record.clone());
+                audit::dispatch::send(message);
             }
             if node.queries.push(target.service.as_str(), record) {
                 crate::entity::emit(
@@ -282,7 +288,8 @@ impl Call {
             } else {
                 "*"
             };
-            node.metrics.record(&self.service, endpoint, outcome.is_ok(), micros(self.started));
+            let scoring_us = self.scoring_us.load(std::sync::atomic::Ordering::Relaxed);
+            node.metrics.record(&self.service, endpoint, outcome.is_ok(), micros(self.started), scoring_us);
         }
         let mut response = match outcome {
             Ok(response) => response,

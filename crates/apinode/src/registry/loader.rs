@@ -92,9 +92,14 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
         let (path, msg) = p.split_once(": ").unwrap_or(("", &p));
         file_problems.push(format!("mapping.{path}"), msg);
     }
-    if let Some(Err(msg)) = file.routing_key.as_deref().map(check_routing_key) {
-        file_problems.push("routingKey", msg);
-    }
+    let routing_key = match file.routing_key.as_deref().map(audit::RoutingKey::new) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            file_problems.push("routingKey", e.to_string());
+            None
+        }
+    };
     let mut auth_problems = Vec::new();
     let auth = UserAuth::from_file(&file.auth, &mut auth_problems);
     for (path, msg) in auth_problems {
@@ -106,7 +111,7 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
         id,
         enabled: file.enabled,
         mapping: Mapping::new(entries),
-        routing_key: file.routing_key.clone(),
+        routing_key,
         auth,
         generations,
         unusable,
@@ -198,16 +203,6 @@ pub fn load_generation(dir: &Path, folder_name: &str, label: &str) -> Result<Gen
         Some(id) if problems.is_empty() => Ok(Generation { id, created_on_ms, endpoints }),
         _ => Err(problems),
     }
-}
-
-/// A routing key becomes a folder name on the event server: 1..=128
-/// characters of `[A-Za-z0-9._-]`, not starting with '.'.
-pub fn check_routing_key(key: &str) -> Result<(), String> {
-    let ok = !key.is_empty()
-        && key.len() <= 128
-        && !key.starts_with('.')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(format!("{key:?} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'")) }
 }
 
 /// True for a relative path without `..`, root or prefix components.

@@ -54,7 +54,7 @@ pub struct Service {
     /// Traffic shares of its generations.
     pub mapping: Mapping,
     /// Written in its audit messages.
-    pub routing_key: Option<String>,
+    pub routing_key: Option<audit::RoutingKey>,
     /// User API authentication.
     pub auth: UserAuth,
     /// Generations that loaded.

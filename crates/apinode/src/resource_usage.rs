@@ -1,0 +1,166 @@
+//! Compute resource usage (audit.md "Compute resource usage"): every period
+//! (a minute unless `auditLog.computeResourceUsageIntervalSeconds` says
+//! otherwise) and once at stop, one `compute-resource-usage` message
+//! describing the node as a `LOCAL_PROCESS` (pid, start time, user and
+//! system CPU, RSS and peak RSS, read from `/proc/self`) with, per service,
+//! the requests and the time spent scoring during the period. The same tick
+//! reports audit messages dropped by full spools on `generic-failure`. Owns
+//! the sampling and the message shape; the dispatcher delivers it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use audit::Topic;
+use log::Level;
+use serde_json::{Map, json};
+
+use crate::audit_log;
+use crate::node::Node;
+
+/// The kernel's clock tick for `/proc/<pid>/stat` times (`USER_HZ`, 100 on
+/// every Linux architecture this node builds for).
+const USER_HZ: u64 = 100;
+
+/// The process's own figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessSample {
+    /// User CPU, ms.
+    pub user_cpu_ms: u64,
+    /// System CPU, ms.
+    pub system_cpu_ms: u64,
+    /// Resident set, kB.
+    pub rss_kb: u64,
+    /// Peak resident set, kB.
+    pub peak_rss_kb: u64,
+}
+
+/// Reads `/proc/self/stat` and `/proc/self/status` (zeros elsewhere).
+pub fn sample() -> ProcessSample {
+    let mut s = ProcessSample::default();
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name, which may hold spaces: state is
+        // field 3, utime 14 and stime 15.
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            s.user_cpu_ms = ticks(11) * 1000 / USER_HZ;
+            s.system_cpu_ms = ticks(12) * 1000 / USER_HZ;
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status.lines() {
+            let kb = || line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if line.starts_with("VmRSS:") {
+                s.rss_kb = kb();
+            } else if line.starts_with("VmHWM:") {
+                s.peak_rss_kb = kb();
+            }
+        }
+    }
+    s
+}
+
+/// What the previous period ended with.
+#[derive(Debug, Default)]
+pub struct Period {
+    started: Option<String>,
+    per_service: BTreeMap<String, (u64, u64)>,
+    dropped: u64,
+}
+
+fn mb(kb: u64) -> f64 {
+    (kb as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+/// The message of the period that ends now; `complete` at stop.
+pub fn message(node: &Node, period: &mut Period, started_at: &str, complete: bool) -> audit::Message {
+    let now = audit_log::now();
+    let p = sample();
+    let usage = node.metrics.usage();
+    let mut services = Map::new();
+    for (service, (requests, scoring_us)) in &usage {
+        let (r0, us0) = period.per_service.get(service).copied().unwrap_or((0, 0));
+        services.insert(
+            service.clone(),
+            json!({"requests": requests.saturating_sub(r0), "scoringCpuMs": (scoring_us.saturating_sub(us0)) / 1000}),
+        );
+    }
+    let details = json!({
+        "computeResourceUsage": {
+            "type": "LOCAL_PROCESS",
+            "localProcess": {
+                "pid": std::process::id(),
+                "startTime": started_at,
+                "cpuUserTimeMS": p.user_cpu_ms,
+                "cpuSystemTimeMS": p.system_cpu_ms,
+                "memoryRSSMB": mb(p.rss_kb),
+                "memoryPeakRSSMB": mb(p.peak_rss_kb),
+            },
+        },
+        "periodStart": period.started.clone().unwrap_or_else(|| started_at.to_owned()),
+        "periodEnd": now,
+        "services": services,
+    });
+    period.started = Some(now);
+    period.per_service = usage;
+    let msg_type = if complete { "compute-resource-usage-complete" } else { "compute-resource-usage-update" };
+    audit_log::generic(Topic::ComputeResourceUsage, Level::Info, &node.config.node_id, msg_type, None, details)
+}
+
+/// A `generic-failure` message when audit messages were dropped since the
+/// last call.
+pub fn drops_message(node: &Node, period: &mut Period) -> Option<audit::Message> {
+    let dropped = audit::dispatch::global().dropped();
+    let new = dropped.saturating_sub(period.dropped);
+    period.dropped = dropped;
+    (new > 0).then(|| {
+        log::error!("{new} audit messages were dropped because a target's spool was full (onFull: DROP)");
+        audit_log::generic(
+            Topic::GenericFailure,
+            Level::Error,
+            &node.config.node_id,
+            "audit-messages-dropped",
+            None,
+            json!({"dropped": new, "droppedSinceStart": dropped, "targets": audit::dispatch::global().snapshot()}),
+        )
+    })
+}
+
+/// Sends the period's messages every `interval` until the task is aborted.
+pub async fn run(node: Arc<Node>, period: Arc<std::sync::Mutex<Period>>, started_at: String) {
+    let interval = node.config.audit.cru_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tick.tick().await;
+        let (usage, drops) = {
+            let mut p = period.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (message(&node, &mut p, &started_at, false), drops_message(&node, &mut p))
+        };
+        // Sending may wait (a BLOCK target with a full spool): off the runtime.
+        let _ = tokio::task::spawn_blocking(move || {
+            audit::dispatch::send(usage);
+            if let Some(d) = drops {
+                audit::dispatch::send(d);
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_and_memory() {
+        let s = sample();
+        assert!(s.rss_kb > 0 && s.peak_rss_kb >= s.rss_kb, "{s:?}");
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(sample().user_cpu_ms + sample().system_cpu_ms > 0);
+    }
+}

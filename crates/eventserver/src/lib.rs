@@ -1,0 +1,18 @@
+//! eventserver: the central collector of the audit of many apinodes
+//! (Dataiku's Event Server). Nodes post batches of audit messages to
+//! `POST /events`; each message is checked, routed to the destinations whose
+//! topic and routing-key filters take it, written as a JSON line under
+//! `<root>/<topic>/<routingKey>/YYYY/MM/DD/HH/`, synced, and only then
+//! acknowledged. Retries are recognised by `eventId` and stored once.
+//!
+//! # Layout
+//!
+//! - [`config`]: `config/eventserver.json`, validated with paths.
+//! - [`ingest`]: reading and checking one batch (nothing stored if any event is bad).
+//! - [`store`]: files by topic / routing key / hour, fsync, deduplication.
+//! - [`server`]: the HTTP routes, key checks, lifecycle.
+
+pub mod config;
+pub mod ingest;
+pub mod server;
+pub mod store;
