@@ -5,6 +5,7 @@
 mod admin;
 mod admin_cli;
 mod audit_files;
+mod central;
 mod common;
 mod compat;
 mod dispatch;

@@ -322,7 +322,8 @@ mod tests {
         let text = r#"{"port": -1, "auth": {"required": true, "keys": ["short"]}, "fsync": "SOMETIMES",
             "destinations": [{"topicsFiltering": "SELECTED", "topics": ["../x"], "root": ""}], "colour": 1}"#;
         let p = EventServerConfig::validate(Path::new("/d"), Some(text), &HashMap::new()).unwrap_err();
-        for needle in ["port:", "auth.keys[0]", "fsync:", "destinations[0].topics[0]", "destinations[0].root", "colour"] {
+        for needle in ["port:", "auth.keys[0]", "fsync:", "destinations[0].topics[0]", "destinations[0].root", "colour"]
+        {
             assert!(p.iter().any(|l| l.contains(needle)), "{needle} missing from {p:#?}");
         }
     }

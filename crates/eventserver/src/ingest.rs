@@ -74,7 +74,9 @@ pub fn parse(body: &[u8], max_events: usize) -> Result<Vec<Event>, BatchError> {
             }
             Some(serde_json::Value::String(t)) if is_safe_segment(&t) => Some(t),
             Some(t) => {
-                problems.push(format!("[{i}].topic: {t} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'"));
+                problems.push(format!(
+                    "[{i}].topic: {t} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'"
+                ));
                 None
             }
         };
@@ -132,7 +134,10 @@ mod tests {
     fn bad_batches_name_every_bad_event() {
         assert!(matches!(parse(b"not json", 10), Err(BatchError::NotJson(_))));
         assert!(matches!(parse(br#"{"topic":"x"}"#, 10), Err(BatchError::NotJson(_))));
-        assert_eq!(parse(br#"[{"topic":"a","eventId":"1"},{"topic":"a","eventId":"2"}]"#, 1).unwrap_err(), BatchError::TooMany(2, 1));
+        assert_eq!(
+            parse(br#"[{"topic":"a","eventId":"1"},{"topic":"a","eventId":"2"}]"#, 1).unwrap_err(),
+            BatchError::TooMany(2, 1)
+        );
         let Err(BatchError::Invalid(p)) = parse(
             br#"[{"eventId":"1"}, {"topic":"../etc","eventId":"2"}, {"topic":"a","routingKey":"..","eventId":"3"},
                  {"topic":"a"}, 7, {"topic":"ok","eventId":"6"}]"#,
@@ -141,7 +146,13 @@ mod tests {
             panic!("invalid expected")
         };
         let text = p.join("\n");
-        for needle in ["[0].topic: is missing", "[1].topic: \"../etc\"", "[2].routingKey: \"..\"", "[3].eventId: is missing", "[4]: must be a JSON object"] {
+        for needle in [
+            "[0].topic: is missing",
+            "[1].topic: \"../etc\"",
+            "[2].routingKey: \"..\"",
+            "[3].eventId: is missing",
+            "[4]: must be a JSON object",
+        ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
         assert_eq!(p.len(), 5);

@@ -97,7 +97,10 @@ async fn ingest_events(
     let body = body.map_err(|e| {
         let status = e.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("the batch is larger than {} bytes (maxBatchBytes); send smaller batches", server.config.max_batch_bytes)
+            format!(
+                "the batch is larger than {} bytes (maxBatchBytes); send smaller batches",
+                server.config.max_batch_bytes
+            )
         } else {
             e.body_text()
         };
@@ -107,7 +110,11 @@ async fn ingest_events(
     let config = &server.config;
     if config.auth_required {
         let known = key.is_some_and(|k| {
-            config.keys.iter().chain(config.destinations.iter().filter_map(|d| d.required_key.as_ref())).any(|c| same(c, k))
+            config
+                .keys
+                .iter()
+                .chain(config.destinations.iter().filter_map(|d| d.required_key.as_ref()))
+                .any(|c| same(c, k))
         });
         if !known {
             let why = if key.is_some() { "the key is not known" } else { "send Authorization: Bearer <key>" };
@@ -153,9 +160,15 @@ async fn ingest_events(
         }
         Ok(Err(e)) => {
             log::error!("Cannot store a batch from {}: {e}", addr.ip());
-            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "StorageFailed", format!("the batch could not be stored: {e}")))
+            Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "StorageFailed",
+                format!("the batch could not be stored: {e}"),
+            ))
         }
-        Err(e) => Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "StorageFailed", format!("storage task failed: {e}"))),
+        Err(e) => {
+            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "StorageFailed", format!("storage task failed: {e}")))
+        }
     }
 }
 

@@ -228,7 +228,13 @@ mod tests {
     use crate::ingest::parse;
 
     fn dest(root: &Path) -> Destination {
-        Destination { name: "all".into(), topics: None, routing_keys: None, required_key: None, root: root.to_path_buf() }
+        Destination {
+            name: "all".into(),
+            topics: None,
+            routing_keys: None,
+            required_key: None,
+            root: root.to_path_buf(),
+        }
     }
 
     #[test]

@@ -29,10 +29,19 @@ impl DssNode {
 
     /// A given data directory, `dku-log4j.properties` = `overrides` (if any).
     pub fn with_dir(dir: TempDir, overrides: Option<&str>) -> DssNode {
+        Self::with_settings(dir, overrides, serde_json::json!({}))
+    }
+
+    /// As [`DssNode::with_dir`], with more `config/server.json` keys (`extra`
+    /// wins over the defaults: port, bindAddress, nodeId "test-node").
+    pub fn with_settings(dir: TempDir, overrides: Option<&str>, extra: serde_json::Value) -> DssNode {
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
-        let config = format!(r#"{{"port": {port}, "bindAddress": "127.0.0.1", "nodeId": "test-node"}}"#);
-        std::fs::write(dir.path().join("config/server.json"), config).expect("write config");
+        let mut config = serde_json::json!({"port": port, "bindAddress": "127.0.0.1", "nodeId": "test-node"});
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        std::fs::write(dir.path().join("config/server.json"), config.to_string()).expect("write config");
         if let Some(text) = overrides {
             let path = dir.path().join("resources/logging/dku-log4j.properties");
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -63,6 +72,19 @@ impl DssNode {
     /// `http://127.0.0.1:<port>`
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin key the node wrote for local tools (`run/admin-local.secret`).
+    pub fn admin_secret(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("run/admin-local.secret")).expect("admin secret").trim().to_owned()
+    }
+
+    /// Spooled files left for the audit target `target`.
+    pub fn spool_files(&self, target: &str) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.dir.path().join("run/spool").join(target)) {
+            Ok(entries) => entries.map(|e| e.expect("entry").path()).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// `<data>/run/audit/<name>`

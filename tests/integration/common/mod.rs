@@ -3,6 +3,7 @@
 //! return status, headers and the JSON body.
 
 pub mod dss;
+pub mod eventserver;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
