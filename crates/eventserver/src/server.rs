@@ -130,16 +130,16 @@ async fn ingest_events(
     })?;
     for (i, event) in events.iter().enumerate() {
         for d in config.destinations.iter().filter(|d| d.takes(&event.topic, event.routing_key.as_deref())) {
-            if let Some(required) = &d.required_key {
-                if !key.is_some_and(|k| same(required, k)) {
-                    let message = format!(
-                        "[{i}]: destination {:?} takes only events sent with its own key (topic {}, routing key {})",
-                        d.name,
-                        event.topic,
-                        event.routing_key.as_deref().unwrap_or("none")
-                    );
-                    return Err(refused(Refusal::new(StatusCode::FORBIDDEN, "Forbidden", message)));
-                }
+            if let Some(required) = &d.required_key
+                && !key.is_some_and(|k| same(required, k))
+            {
+                let message = format!(
+                    "[{i}]: destination {:?} takes only events sent with its own key (topic {}, routing key {})",
+                    d.name,
+                    event.topic,
+                    event.routing_key.as_deref().unwrap_or("none")
+                );
+                return Err(refused(Refusal::new(StatusCode::FORBIDDEN, "Forbidden", message)));
             }
         }
     }

@@ -192,10 +192,8 @@ impl Store {
             if self.fsync == Fsync::Always {
                 // The new file's name must survive a crash as its lines do.
                 File::open(dir)?.sync_all()?;
-                if new_dir {
-                    if let Some(parent) = dir.parent() {
-                        File::open(parent)?.sync_all()?;
-                    }
+                if new_dir && let Some(parent) = dir.parent() {
+                    File::open(parent)?.sync_all()?;
                 }
             }
             self.open.insert(path.to_path_buf(), file);

@@ -338,13 +338,13 @@ fn delivery(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) 
         None | Some("BLOCK") => OnFull::Block,
         Some("DROP") => {
             let droppable = [Topic::ApinodeQuery, Topic::ApiCalls];
-            if let Some(topics) = &filter.topics {
-                if topics.iter().all(|t| !droppable.contains(t)) {
-                    ctx.push(
-                        format!("{path}.onFull"),
-                        "DROP is allowed only for apinode-query and apicalls, and this target takes neither",
-                    );
-                }
+            if let Some(topics) = &filter.topics
+                && topics.iter().all(|t| !droppable.contains(t))
+            {
+                ctx.push(
+                    format!("{path}.onFull"),
+                    "DROP is allowed only for apinode-query and apicalls, and this target takes neither",
+                );
             }
             OnFull::Drop
         }

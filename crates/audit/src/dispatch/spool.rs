@@ -196,10 +196,10 @@ impl Spool {
     pub fn peek(&mut self, max: usize, max_bytes: usize) -> io::Result<Vec<String>> {
         if let Some((seq, pos)) = self.uncommitted.take() {
             // Lines handed out before and not committed: read them again.
-            if self.segments.front().is_some_and(|s| s.seq == seq) {
-                if let Some(r) = self.reader.as_mut() {
-                    r.seek(SeekFrom::Start(pos))?;
-                }
+            if self.segments.front().is_some_and(|s| s.seq == seq)
+                && let Some(r) = self.reader.as_mut()
+            {
+                r.seek(SeekFrom::Start(pos))?;
             }
         }
         loop {
