@@ -107,13 +107,17 @@ impl Dispatcher {
     }
 
     /// Whether some target may take a message of `topic`: lets callers skip
-    /// building messages nobody takes (such as `apicalls` when it is off).
+    /// building messages nobody takes. `apicalls`, one message per HTTP call
+    /// for debugging, is produced only when turned on: its logger enabled,
+    /// or a network target that lists it in its SELECTED topics (`ALL` alone
+    /// does not turn it on, or every target with `ALL` would double the
+    /// node's audit volume).
     pub fn wants(&self, topic: Topic) -> bool {
         self.targets.iter().any(|t| {
             t.filter.takes_topic(topic)
                 && match t.route {
                     Route::Log4j => writer::enabled(topic.target(), log::Level::Info),
-                    Route::Network(_) => true,
+                    Route::Network(_) => topic != Topic::ApiCalls || t.filter.topics.is_some(),
                 }
         })
     }
@@ -219,4 +223,27 @@ pub fn send(msg: Message) {
 /// [`Dispatcher::wants`] on the process's dispatcher.
 pub fn wants(topic: Topic) -> bool {
     global().wants(topic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::config::parse;
+
+    #[test]
+    fn apicalls_is_produced_only_when_a_target_selects_it_by_name() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let build = |targets: serde_json::Value| {
+            let settings = parse(Some(&serde_json::json!({"settings": {"targets": targets}}))).expect("valid");
+            Dispatcher::build(&settings, dir.path()).expect("build")
+        };
+        let all = build(serde_json::json!([{"type": "EVENT_SERVER", "url": "http://127.0.0.1:1"}]));
+        assert!(all.wants(Topic::ApinodeQuery));
+        assert!(!all.wants(Topic::ApiCalls), "ALL does not turn the debugging stream on");
+        all.shutdown(Instant::now());
+        let named = build(serde_json::json!([{"type": "EVENT_SERVER", "name": "n", "url": "http://127.0.0.1:1",
+            "topicsFiltering": "SELECTED", "topics": ["apicalls"]}]));
+        assert!(named.wants(Topic::ApiCalls) && !named.wants(Topic::ApinodeQuery));
+        named.shutdown(Instant::now());
+    }
 }
