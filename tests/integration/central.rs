@@ -93,6 +93,8 @@ async fn two_nodes_queries_reach_the_event_server_once_through_an_outage_and_a_r
     // Node b stops while the event server is down: its spool stays on disk.
     b.stop();
     assert!(!b.spool_files("central").is_empty(), "node b kept its undelivered messages");
+    let failures = b.audit_lines("failures").join("\n");
+    assert!(failures.contains("audit-target-down") && failures.contains("central"), "the outage is recorded locally");
     es.start();
     b.start();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -143,7 +145,10 @@ async fn two_nodes_queries_reach_the_event_server_once_through_an_outage_and_a_r
             .filter(|s| s.line["clientEvent"]["nodeId"] == node)
             .filter_map(|s| s.line["clientEvent"]["msgType"].as_str())
             .collect();
-        for t in ["node-start", "node-stop", "compute-resource-usage-complete"] {
+        // Node b was restarted while its target was down: the new process
+        // starts UP and replays, so only node a sees the target come back.
+        let up = if node == "node-a" { "audit-target-up" } else { "node-start" };
+        for t in ["node-start", "node-stop", "compute-resource-usage-complete", "audit-target-down", up] {
             assert!(types.contains(t), "{node}: no {t} in {types:?}");
         }
     }
@@ -285,4 +290,40 @@ async fn bad_ingest_input_is_refused_whole_and_stores_nothing() {
     let log = std::fs::read_to_string(es.dir.path().join("run/eventserver.log")).expect("runtime log");
     assert!(log.contains("Refused a batch"), "refusals are in the event server's own log");
     assert!(!log.contains("global-key-1234") && !log.contains("churn-key-1234"), "keys are never logged");
+}
+
+/// The `message` of a JSONAuditLayout line, as JSON.
+fn message_of(line: &str) -> Value {
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    match &v["message"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|e| panic!("message not JSON ({e}): {s}")),
+        m => m.clone(),
+    }
+}
+
+#[tokio::test]
+async fn resource_usage_is_reported_every_period_and_at_stop() {
+    let node =
+        DssNode::with_settings(data_dir(), None, json!({"auditLog": {"computeResourceUsageIntervalSeconds": 1}}));
+    node.start();
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let body = json!({"features": {"x": i, "color": "red"}});
+        send(client.post(format!("{}/public/api/v1/kinds/linear/predict", node.base())).json(&body)).await.ok();
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    node.stop();
+    let messages: Vec<Value> = node.audit_lines("cru").iter().map(|l| message_of(l)).collect();
+    let types: Vec<&str> = messages.iter().filter_map(|m| m["msgType"].as_str()).collect();
+    assert!(types.iter().filter(|t| **t == "compute-resource-usage-update").count() >= 2, "{types:?}");
+    assert_eq!(types.last(), Some(&"compute-resource-usage-complete"), "{types:?}");
+    let requests: u64 = messages.iter().filter_map(|m| m["services"]["kinds"]["requests"].as_u64()).sum();
+    assert_eq!(requests, 20, "each request is counted in exactly one period");
+    let last = messages.last().expect("a message");
+    assert_eq!(last["topic"], "compute-resource-usage");
+    let p = &last["computeResourceUsage"]["localProcess"];
+    assert_eq!(last["computeResourceUsage"]["type"], "LOCAL_PROCESS");
+    assert!(p["pid"].as_u64().is_some() && p["memoryRSSMB"].as_f64().expect("rss") > 0.0, "{last}");
+    assert!(p["cpuUserTimeMS"].as_u64().is_some() && p["memoryPeakRSSMB"].as_f64().is_some(), "{last}");
+    assert!(last["eventId"].as_str().is_some() && last["nodeId"] == "test-node");
 }

@@ -140,7 +140,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     if !config.unused_keys.is_empty() {
         log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
-    let dispatcher = audit::dispatch::Dispatcher::build(&config.audit, &run_dir.join("spool"))?;
+    let dispatcher = audit::dispatch::Dispatcher::build(&config.audit, &run_dir.join("spool"), &config.node_id)?;
     log::info!("Audit targets: {dispatcher:?}");
     let dispatcher = audit::dispatch::install(dispatcher).map_err(|_| StartError::Io {
         what: "installing the audit dispatcher".into(),

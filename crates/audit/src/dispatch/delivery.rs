@@ -46,6 +46,10 @@ pub trait Sink: Send {
     fn deliver(&mut self, batch: &[Message]) -> Result<(), String>;
 }
 
+/// Told when a target becomes unreachable (`Some(error)`) and reachable
+/// again (`None`), with the target's name.
+pub type StateHook = Arc<dyn Fn(&str, Option<&str>) + Send + Sync>;
+
 /// Counters of one target, for `/admin/api/metrics`.
 #[derive(Debug, Default)]
 pub struct TargetStats {
@@ -86,6 +90,7 @@ struct Shared {
     stats: TargetStats,
     capacity: usize,
     name: String,
+    on_state: Option<StateHook>,
 }
 
 impl Shared {
@@ -141,6 +146,7 @@ impl Delivery {
         spool_dir: &Path,
         settings: DeliverySettings,
         make_sink: Box<dyn FnOnce() -> Box<dyn Sink> + Send>,
+        on_state: Option<StateHook>,
     ) -> std::io::Result<Delivery> {
         let spool = Spool::open(spool_dir)?;
         let gauge = spool.gauge();
@@ -155,6 +161,7 @@ impl Delivery {
             stats: TargetStats::default(),
             capacity: settings.queue_capacity,
             name: name.to_owned(),
+            on_state,
         });
         let worker = Worker { shared: shared.clone() };
         let thread = std::thread::Builder::new().name(format!("audit-{name}")).spawn(move || {
@@ -370,6 +377,9 @@ impl Worker {
         stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
         if !stats.down.swap(true, Ordering::Relaxed) {
             log::warn!("Audit target {} is not reachable, spooling until it is back: {error}", self.shared.name);
+            if let Some(hook) = &self.shared.on_state {
+                hook(&self.shared.name, Some(error));
+            }
         }
         *stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_owned());
         *retry_at = Instant::now() + *backoff;
@@ -380,6 +390,9 @@ impl Worker {
         *backoff = RETRY_MIN;
         if self.shared.stats.down.swap(false, Ordering::Relaxed) {
             log::info!("Audit target {} is reachable again; replaying its spool", self.shared.name);
+            if let Some(hook) = &self.shared.on_state {
+                hook(&self.shared.name, None);
+            }
         }
     }
 
@@ -542,9 +555,15 @@ mod tests {
         let fake = Fake::default();
         fake.off.store(true, Ordering::SeqCst);
         let sink = fake.clone();
-        let d =
-            Delivery::start("t", "TEST", dir.path(), settings(OnFull::Drop, 4096), Box::new(move || Box::new(sink)))
-                .expect("start");
+        let d = Delivery::start(
+            "t",
+            "TEST",
+            dir.path(),
+            settings(OnFull::Drop, 4096),
+            Box::new(move || Box::new(sink)),
+            None,
+        )
+        .expect("start");
         let mut sent = 0;
         while d.gauge.bytes.load(Ordering::Relaxed) < 4096 {
             d.send(msg(sent));

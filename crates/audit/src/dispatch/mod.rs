@@ -75,10 +75,14 @@ impl Dispatcher {
 
     /// Starts the targets of `settings`; network targets spool under
     /// `spool_root/<name>/` and first replay what an earlier run left there.
+    /// A target that becomes unreachable is reported on `generic-failure`
+    /// (`audit-target-down`), its return on `generic` (`audit-target-up`),
+    /// as messages of node `node_id`.
     ///
     /// # Errors
     /// [`BuildError`] when a spool cannot be opened.
-    pub fn build(settings: &AuditSettings, spool_root: &Path) -> Result<Dispatcher, BuildError> {
+    pub fn build(settings: &AuditSettings, spool_root: &Path, node_id: &str) -> Result<Dispatcher, BuildError> {
+        let hook = state_hook(node_id.to_owned());
         let mut targets = Vec::new();
         for TargetSpec { name, filter, kind } in &settings.targets {
             let route = match kind {
@@ -92,6 +96,7 @@ impl Dispatcher {
                         &dir,
                         delivery.clone(),
                         Box::new(move || Box::new(EventServerSink::new(&url, key, mode))),
+                        Some(hook.clone()),
                     )
                     .map_err(|source| BuildError {
                         target: name.clone(),
@@ -198,6 +203,32 @@ impl Dispatcher {
     }
 }
 
+/// Sends `audit-target-down` / `audit-target-up` through the process's
+/// dispatcher, from a thread of its own: the worker that calls the hook must
+/// not wait on its own queue (a full spool under BLOCK would never drain).
+fn state_hook(node_id: String) -> delivery::StateHook {
+    std::sync::Arc::new(move |target: &str, error: Option<&str>| {
+        let event_id = crate::EventId::generate();
+        let (topic, msg_type, level) = match error {
+            Some(_) => (Topic::GenericFailure, "audit-target-down", log::Level::Warn),
+            None => (Topic::Generic, "audit-target-up", log::Level::Info),
+        };
+        let mut body = serde_json::json!({
+            "topic": topic.as_str(),
+            "msgType": msg_type,
+            "eventId": event_id.as_str(),
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "nodeId": node_id,
+            "target": target,
+        });
+        if let (Some(e), Some(b)) = (error, body.as_object_mut()) {
+            b.insert("error".into(), Value::String(e.to_owned()));
+        }
+        let msg = Message { topic, level, routing_key: None, event_id, text: body.to_string().into() };
+        let _ = std::thread::Builder::new().name("audit-state".into()).spawn(move || send(msg));
+    })
+}
+
 static GLOBAL: OnceLock<Dispatcher> = OnceLock::new();
 
 /// Installs the process's dispatcher (once).
@@ -235,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let build = |targets: serde_json::Value| {
             let settings = parse(Some(&serde_json::json!({"settings": {"targets": targets}}))).expect("valid");
-            Dispatcher::build(&settings, dir.path()).expect("build")
+            Dispatcher::build(&settings, dir.path(), "n").expect("build")
         };
         let all = build(serde_json::json!([{"type": "EVENT_SERVER", "url": "http://127.0.0.1:1"}]));
         assert!(all.wants(Topic::ApinodeQuery));
