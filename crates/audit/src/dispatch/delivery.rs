@@ -491,6 +491,7 @@ mod tests {
             dir.path(),
             settings(OnFull::Block, 1 << 30),
             Box::new(move || Box::new(sink)),
+            None,
         )
         .expect("start");
         for i in 0..100 {
@@ -524,6 +525,7 @@ mod tests {
             dir.path(),
             settings(OnFull::Block, 1 << 30),
             Box::new(move || Box::new(sink)),
+            None,
         )
         .expect("start");
         for i in 0..500 {
@@ -540,6 +542,7 @@ mod tests {
             dir.path(),
             settings(OnFull::Block, 1 << 30),
             Box::new(move || Box::new(sink)),
+            None,
         )
         .expect("restart");
         d.send(msg(500));
