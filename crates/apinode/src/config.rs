@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub node_id: String,
     /// Audit targets (`auditLog`; none: one LOG4J target for everything).
     pub audit: audit::dispatch::config::AuditSettings,
+    /// Named Kafka connections (`kafkaConnections`).
+    pub kafka: audit::kafka::Connections,
+    /// CDAP entity audit (`audit`: `enabled`, `topic`, `connection`).
+    pub entity_audit: EntityAudit,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -45,9 +49,53 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             node_id: default_node_id(),
             audit: audit::dispatch::config::AuditSettings::default(),
+            kafka: audit::kafka::Connections::new(),
+            entity_audit: EntityAudit::default(),
             unused_keys: Vec::new(),
         }
     }
+}
+
+/// CDAP's `audit.enabled` and `audit.topic`: entity messages go to the
+/// Kafka topic `topic` on `connection` (the only connection when there is
+/// one and none is named), and always to `dku.apinode.audit.entity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityAudit {
+    /// Whether entity messages are published to Kafka.
+    pub enabled: bool,
+    /// The Kafka topic (default `audit`).
+    pub topic: String,
+    /// The connection's name, when there is one.
+    pub connection: Option<String>,
+}
+
+impl Default for EntityAudit {
+    fn default() -> Self {
+        Self { enabled: true, topic: "audit".into(), connection: None }
+    }
+}
+
+fn entity_audit(value: &Value, kafka: &audit::kafka::Connections, problems: &mut Problems) -> EntityAudit {
+    let file = "config/server.json: audit";
+    let mut e = EntityAudit::default();
+    let Some(o) = value.as_object() else {
+        problems.push(file, "must be an object such as {\"enabled\": true, \"topic\": \"audit\"}");
+        return e;
+    };
+    for (k, v) in o {
+        match (k.as_str(), v) {
+            ("enabled", Value::Bool(b)) => e.enabled = *b,
+            ("topic", Value::String(t)) if audit::kafka::target::TopicTemplate::parse(t).is_ok() && !t.contains('$') => {
+                e.topic = t.clone();
+            }
+            ("connection", Value::String(c)) if kafka.contains_key(c) => e.connection = Some(c.clone()),
+            ("enabled", _) => problems.push(format!("{file}.enabled"), "must be true or false"),
+            ("topic", _) => problems.push(format!("{file}.topic"), "must be a Kafka topic name ([A-Za-z0-9._-])"),
+            ("connection", _) => problems.push(format!("{file}.connection"), "must name a kafkaConnections entry"),
+            (other, _) => problems.push(format!("{file}.{other}"), "unknown key (known: enabled, topic, connection)"),
+        }
+    }
+    e
 }
 
 /// The host name (Linux), or "apinode".
@@ -114,8 +162,18 @@ impl ServerConfig {
                 Map::new()
             }
         };
+        match audit::kafka::parse_connections(object.get("kafkaConnections")) {
+            Ok(c) => config.kafka = c,
+            Err(found) => {
+                for (path, message) in found {
+                    problems.push(format!("{file}: {path}"), message);
+                }
+            }
+        }
         for (key, value) in &object {
             match key.as_str() {
+                "kafkaConnections" => {}
+                "audit" => config.entity_audit = entity_audit(value, &config.kafka, &mut problems),
                 "port" => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
                     Some(p) => config.port = p,
                     None => problems.push(format!("{file}: port"), "must be an integer from 0 to 65535"),
@@ -132,7 +190,7 @@ impl ServerConfig {
                     Some(id) => config.node_id = id.trim().to_owned(),
                     None => problems.push(format!("{file}: nodeId"), "must be a non-empty string"),
                 },
-                "auditLog" => match audit::dispatch::config::parse(Some(value)) {
+                "auditLog" => match audit::dispatch::config::parse(Some(value), &config.kafka) {
                     Ok(settings) => config.audit = settings,
                     Err(found) => {
                         for p in found {
@@ -157,6 +215,9 @@ impl ServerConfig {
         }
         if let Some(p) = overrides.port {
             config.port = p;
+        }
+        if config.entity_audit.connection.is_none() && config.kafka.len() == 1 {
+            config.entity_audit.connection = config.kafka.keys().next().cloned();
         }
         problems.into_result(config)
     }
@@ -203,10 +264,37 @@ mod tests {
 
     #[test]
     fn keys_of_later_versions_are_kept_as_unused() {
-        let c = ServerConfig::validate(Some(r#"{"kafkaConnections": {}}"#), &HashMap::new(), Overrides::default())
-            .expect("ok");
-        assert_eq!(c.unused_keys, ["kafkaConnections"]);
+        let c = ServerConfig::validate(Some(r#"{"webapps": {}}"#), &HashMap::new(), Overrides::default()).expect("ok");
+        assert_eq!(c.unused_keys, ["webapps"]);
         assert!(ServerConfig::validate(Some("[1]"), &HashMap::new(), Overrides::default()).is_err());
         assert!(ServerConfig::validate(Some("{"), &HashMap::new(), Overrides::default()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod kafka_tests {
+    use super::*;
+
+    #[test]
+    fn kafka_connections_and_entity_audit_are_checked() {
+        let text = r#"{"kafkaConnections": {"main": {"bootstrap.servers": "127.0.0.1:9092"}},
+            "audit": {"enabled": true, "topic": "cdap-audit"},
+            "auditLog": {"settings": {"targets": [{"type": "KAFKA", "connection": "main", "topic": "q-${routingKey}"}]}}}"#;
+        let c = ServerConfig::validate(Some(text), &HashMap::new(), Overrides::default()).expect("valid");
+        assert_eq!(c.entity_audit.connection.as_deref(), Some("main"), "the only connection");
+        assert_eq!(c.entity_audit.topic, "cdap-audit");
+        let bad = r#"{"kafkaConnections": {"main": {"bootstrap.servers": "nohost"}, "b": {"bootstrap.servers": "h:1", "no.such": "1"}},
+            "audit": {"connection": "zzz"},
+            "auditLog": {"settings": {"targets": [{"type": "KAFKA", "connection": "other"}]}}}"#;
+        let text = ServerConfig::validate(Some(bad), &HashMap::new(), Overrides::default()).unwrap_err().to_string();
+        for needle in [
+            "kafkaConnections.main: \"nohost\" is not host:port",
+            "kafkaConnections.b: ",
+            "no.such",
+            "audit.connection",
+            "auditLog.settings.targets[0].connection: \"other\" is not defined",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
     }
 }

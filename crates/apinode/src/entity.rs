@@ -3,10 +3,20 @@
 //! "payload"}` on `dku.apinode.audit.entity`. Services are APPLICATIONs,
 //! generations ARTIFACTs, endpoints PROGRAMs, and a service's recent queries
 //! a DATASET. METADATA_CHANGE payloads carry `previous`, `additions` and
-//! `deletions` in CDAP's USER / SYSTEM scopes. This module shapes messages;
-//! callers decide when an entity changed.
+//! `deletions` in CDAP's USER / SYSTEM scopes. With `audit.enabled` and a
+//! Kafka connection, the same messages also go to the Kafka topic
+//! `audit.topic`, keyed by service id so that a service's entities keep
+//! their order, through a delivery queue with its spool
+//! (`run/spool/entity-audit/`). This module shapes messages; callers decide
+//! when an entity changed.
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use audit::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
+use audit::dispatch::delivery::Delivery;
+use audit::kafka::record::{KafkaRecord, RecordSink};
 
 use log::Level;
 use serde_json::{Map, Value, json};
@@ -25,6 +35,13 @@ pub enum Entity<'a> {
 }
 
 impl Entity<'_> {
+    /// The service the entity belongs to (the Kafka key).
+    pub fn service(&self) -> &str {
+        match *self {
+            Entity::Service(s) | Entity::Generation(s, _) | Entity::Endpoint(s, _) | Entity::Queries(s) => s,
+        }
+    }
+
     /// CDAP's `entityId`.
     pub fn id(&self) -> Value {
         match *self {
@@ -96,12 +113,66 @@ pub fn metadata_change(before: &Metadata, after: &Metadata) -> Value {
     })
 }
 
-/// Writes one AuditMessage.
+/// Writes one AuditMessage (and publishes it to Kafka when configured).
 pub fn emit(entity: Entity<'_>, kind: &str, user: &str, payload: Value) {
     let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let message =
-        json!({"version": 1, "time": time, "entityId": entity.id(), "user": user, "type": kind, "payload": payload});
-    audit::writer::emit(ENTITY_TARGET, Level::Info, message.to_string());
+        json!({"version": 1, "time": time, "entityId": entity.id(), "user": user, "type": kind, "payload": payload})
+            .to_string();
+    if let Some(k) = KAFKA.get() {
+        k.delivery.send(KafkaRecord {
+            topic: k.topic.clone(),
+            key: Some(entity.service().to_owned()),
+            value: message.clone(),
+            headers: vec![("type".into(), kind.to_owned())],
+        });
+    }
+    audit::writer::emit(ENTITY_TARGET, Level::Info, message);
+}
+
+struct KafkaPublisher {
+    delivery: Delivery<KafkaRecord>,
+    topic: String,
+}
+
+static KAFKA: OnceLock<KafkaPublisher> = OnceLock::new();
+
+/// Starts publishing entity messages to `topic` with a producer of
+/// `properties`, spooling under `spool_dir`.
+///
+/// # Errors
+/// A producer or spool that cannot start.
+pub fn start_kafka(properties: &[(String, String)], topic: &str, spool_dir: &Path) -> Result<(), String> {
+    let producer = audit::kafka::producer::Producer::new(properties)?;
+    let settings = DeliverySettings {
+        on_full: OnFull::Block,
+        spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+        queue_capacity: DEFAULT_QUEUE_CAPACITY,
+    };
+    let delivery = Delivery::start(
+        "entity-audit",
+        "KAFKA_ENTITY_AUDIT",
+        spool_dir,
+        settings,
+        Box::new(move || Box::new(RecordSink::new(producer))),
+        None,
+    )
+    .map_err(|e| format!("cannot open the spool {}: {e}", spool_dir.display()))?;
+    KAFKA
+        .set(KafkaPublisher { delivery, topic: topic.to_owned() })
+        .map_err(|_| "entity audit to Kafka is started already".to_owned())
+}
+
+/// Delivers (or spools) what is queued for Kafka (graceful stop).
+pub fn stop_kafka(deadline: std::time::Instant) {
+    if let Some(k) = KAFKA.get() {
+        k.delivery.shutdown(deadline);
+    }
+}
+
+/// The Kafka publisher's counters, if it runs.
+pub fn kafka_snapshot() -> Option<Value> {
+    KAFKA.get().map(|k| k.delivery.snapshot())
 }
 
 /// The log4rs target of `dku.apinode.audit.entity`.

@@ -140,7 +140,11 @@ impl Metrics {
                 "appenderErrors": w.appender_errors.load(Ordering::Relaxed),
             })
         });
-        json!({"services": services, "audit": {"writer": writer, "targets": audit::dispatch::global().snapshot()}})
+        let mut targets = audit::dispatch::global().snapshot();
+        if let (Some(t), Some(k)) = (targets.as_object_mut(), crate::entity::kafka_snapshot()) {
+            t.insert("entity-audit".into(), k);
+        }
+        json!({"services": services, "audit": {"writer": writer, "targets": targets}})
     }
 }
 

@@ -147,6 +147,14 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
         source: std::io::Error::other("one is installed already"),
     })?;
     let started_at = crate::audit_log::now();
+    let entity = &config.entity_audit;
+    if let (true, Some(name)) = (entity.enabled, entity.connection.as_ref()) {
+        let properties = config.kafka.get(name).cloned().unwrap_or_default();
+        crate::entity::start_kafka(&properties, &entity.topic, &run_dir.join("spool/entity-audit")).map_err(|e| {
+            StartError::Io { what: format!("starting entity audit to Kafka ({name})"), source: std::io::Error::other(e) }
+        })?;
+        log::info!("Entity audit messages go to the Kafka topic {} on connection {name}", entity.topic);
+    }
     let addr = SocketAddr::new(config.bind, config.port);
     let mut node = Node::load(data_dir, config)?;
     node.admin_keys.write_local_secret(data_dir)?;
@@ -182,11 +190,18 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     }
     dispatcher.send(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
     let drained = tokio::task::spawn_blocking(|| {
-        audit::dispatch::global().shutdown(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);
+        let deadline = std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT;
+        audit::dispatch::global().shutdown(deadline);
+        crate::entity::stop_kafka(deadline);
     });
     let _ = drained.await;
     log::info!("Audit targets drained; writing the last log records");
     logging.shutdown();
+    // Kafka appenders take the writer's last records, then drain.
+    let _ = tokio::task::spawn_blocking(|| {
+        audit::kafka::appender::shutdown_all(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);
+    })
+    .await;
     let _ = std::fs::remove_file(&pid_file);
     served.map_err(io("serving"))
 }

@@ -16,6 +16,7 @@
 //! - [`topic`]: the audit topics and their loggers.
 //! - [`message`]: a message, its routing key and event id.
 //! - [`dispatch`]: targets, filters, delivery, spool, the event server sink.
+//! - [`kafka`]: the rdkafka producer, the KAFKA target, the Kafka log4j appender.
 //! - [`log4j`]: properties → typed model → log4rs configuration.
 //! - [`layout`]: `PatternLayout` and `JSONAuditLayout` encoders.
 //! - [`appender`]: log4j's File, RollingFile and DailyRollingFile appenders.
@@ -23,6 +24,7 @@
 
 pub mod appender;
 pub mod dispatch;
+pub mod kafka;
 pub mod layout;
 pub mod log4j;
 pub mod message;

@@ -73,6 +73,17 @@ pub struct DeliverySettings {
 pub enum TargetKind {
     /// The log4j loggers `dku.apinode.audit.*` of this process.
     Log4j,
+    /// A Kafka topic (template) on a named connection.
+    Kafka {
+        /// The connection's name.
+        connection: String,
+        /// Its librdkafka properties.
+        properties: crate::kafka::producer::Properties,
+        /// The topic of each message.
+        topic: crate::kafka::target::TopicTemplate,
+        /// Queue, spool and onFull.
+        delivery: DeliverySettings,
+    },
     /// An event server.
     EventServer {
         /// Base URL (`http://host:port`); messages are posted to `<url>/events`.
@@ -116,11 +127,12 @@ impl Default for AuditSettings {
     }
 }
 
-struct Ctx {
+struct Ctx<'a> {
     problems: Vec<ConfigProblem>,
+    connections: &'a crate::kafka::Connections,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(ConfigProblem { path: path.into(), message: message.into() });
     }
@@ -130,9 +142,12 @@ impl Ctx {
 ///
 /// # Errors
 /// Every problem found, each with its path.
-pub fn parse(section: Option<&Value>) -> Result<AuditSettings, Vec<ConfigProblem>> {
+pub fn parse(
+    section: Option<&Value>,
+    connections: &crate::kafka::Connections,
+) -> Result<AuditSettings, Vec<ConfigProblem>> {
     let Some(section) = section else { return Ok(AuditSettings::default()) };
-    let mut ctx = Ctx { problems: Vec::new() };
+    let mut ctx = Ctx { problems: Vec::new(), connections };
     let mut settings = AuditSettings { targets: Vec::new(), cru_interval: DEFAULT_CRU_INTERVAL };
     let Some(object) = section.as_object() else {
         ctx.push("auditLog", "must be an object");
@@ -198,15 +213,9 @@ fn target(path: &str, index: usize, value: &Value, ctx: &mut Ctx) -> Option<Targ
         "EVENT_SERVER" => {
             &["url", "authKey", "routingKeyMode", "routingKey", "onFull", "spoolMaxBytes", "queueCapacity"]
         }
-        "KAFKA" => {
-            ctx.push(
-                format!("{path}.type"),
-                "KAFKA targets are not available in this version (use LOG4J or EVENT_SERVER)",
-            );
-            return None;
-        }
+        "KAFKA" => &["connection", "topic", "onFull", "spoolMaxBytes", "queueCapacity"],
         _ => {
-            ctx.push(format!("{path}.type"), "must be one of LOG4J, EVENT_SERVER");
+            ctx.push(format!("{path}.type"), "must be one of LOG4J, EVENT_SERVER, KAFKA");
             return None;
         }
     };
@@ -229,6 +238,7 @@ fn target(path: &str, index: usize, value: &Value, ctx: &mut Ctx) -> Option<Targ
     let filter = filter(path, t, ctx);
     let kind = match kind_name {
         "LOG4J" => TargetKind::Log4j,
+        "KAFKA" => kafka(path, t, &filter, ctx),
         _ => event_server(path, t, &filter, ctx),
     };
     (ctx.problems.len() == before).then_some(TargetSpec { name, filter, kind })
@@ -332,6 +342,34 @@ fn event_server(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut C
     TargetKind::EventServer { url, auth_key, routing_key_mode, delivery: delivery(path, t, filter, ctx) }
 }
 
+fn kafka(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) -> TargetKind {
+    let connection = t.get("connection").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let properties = match ctx.connections.get(&connection) {
+        Some(p) => p.clone(),
+        None => {
+            let known: Vec<&str> = ctx.connections.keys().map(String::as_str).collect();
+            let message = if connection.is_empty() {
+                format!("is required: the name of a kafkaConnections entry (defined: {})", known.join(", "))
+            } else {
+                format!("{connection:?} is not defined in kafkaConnections (defined: {})", known.join(", "))
+            };
+            ctx.push(format!("{path}.connection"), message);
+            Vec::new()
+        }
+    };
+    let template = t.get("topic").and_then(Value::as_str).unwrap_or("dku-audit-${topic}");
+    let topic = crate::kafka::target::TopicTemplate::parse(template).unwrap_or_else(|e| {
+        ctx.push(format!("{path}.topic"), e);
+        crate::kafka::target::TopicTemplate::parse("x").expect("a valid template")
+    });
+    TargetKind::Kafka {
+        connection,
+        properties: crate::kafka::producer::Properties(properties),
+        topic,
+        delivery: delivery(path, t, filter, ctx),
+    }
+}
+
 /// `onFull`, `spoolMaxBytes`, `queueCapacity` of a network target.
 fn delivery(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) -> DeliverySettings {
     let on_full = match t.get("onFull").and_then(Value::as_str) {
@@ -379,12 +417,12 @@ mod tests {
 
     fn problems(json: &str) -> Vec<String> {
         let v: Value = serde_json::from_str(json).expect("json");
-        parse(Some(&v)).unwrap_err().into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
+        parse(Some(&v), &crate::kafka::Connections::new()).unwrap_err().into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
     }
 
     #[test]
     fn no_section_is_one_log4j_target_for_everything() {
-        let s = parse(None).expect("default");
+        let s = parse(None, &crate::kafka::Connections::new()).expect("default");
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].kind, TargetKind::Log4j);
         assert!(s.targets[0].filter.takes(Topic::ApiCalls, None));
@@ -401,7 +439,7 @@ mod tests {
             ]}, "computeResourceUsageIntervalSeconds": 5}"#,
         )
         .expect("json");
-        let s = parse(Some(&v)).expect("valid");
+        let s = parse(Some(&v), &crate::kafka::Connections::new()).expect("valid");
         assert_eq!(s.cru_interval, Duration::from_secs(5));
         assert_eq!(s.targets[0].name, "log4j-0");
         let TargetKind::EventServer { url, delivery, .. } = &s.targets[1].kind else { panic!("event server") };
@@ -424,7 +462,7 @@ mod tests {
               {"type": "EVENT_SERVER", "url": "ftp://x", "routingKeysFiltering": "SELECTED", "routingKeys": ["../up"],
                "onFull": "DROP", "topicsFiltering": "SELECTED", "topics": ["authfail"]},
               {"type": "SYSLOG"},
-              {"type": "KAFKA"}
+              {"type": "KAFKA", "connection": "nope", "topic": "a/${topic}"}
             ]}, "extra": 1}"#,
         );
         let expected = [
@@ -436,7 +474,8 @@ mod tests {
             "auditLog.settings.targets[2].routingKeys[0]: \"../up\" must be",
             "auditLog.settings.targets[2].onFull: DROP is allowed only",
             "auditLog.settings.targets[3].type: must be one of",
-            "auditLog.settings.targets[4].type: KAFKA targets are not available",
+            "auditLog.settings.targets[4].connection: \"nope\" is not defined in kafkaConnections",
+            "auditLog.settings.targets[4].topic: \"a/${topic}\": '/' is not allowed",
             "auditLog.extra: unknown key",
         ];
         for e in expected {

@@ -8,6 +8,7 @@
 //! wait (BLOCK) or drop and count (DROP, queries and calls only). This module
 //! owns queue, worker, spool policy and counters; it knows no protocol.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,14 +37,41 @@ const POLL_PAUSE: Duration = Duration::from_millis(2);
 /// After this long without messages the worker sleeps until the next one.
 const IDLE_AFTER: Duration = Duration::from_millis(50);
 
-/// Where a target's messages go: an event server, a Kafka topic.
-pub trait Sink: Send {
-    /// Delivers every message of `batch`, or reports why not (then the whole
-    /// batch is kept and retried; the destination deduplicates on eventId).
+/// What a delivery queue carries: an audit [`Message`], or a plain Kafka
+/// record of the log4j appender and the entity audit. It must survive the
+/// spool as one line.
+pub trait Record: Clone + Send + 'static {
+    /// The spool line (no newline inside).
+    fn line(&self) -> Cow<'_, str>;
+    /// A record read back from its spool line.
+    ///
+    /// # Errors
+    /// Why the line is not a record.
+    fn from_line(line: &str) -> Result<Self, String>;
+    /// Whether onFull DROP may drop it when the spool is full.
+    fn droppable(&self) -> bool;
+}
+
+impl Record for Message {
+    fn line(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.text)
+    }
+    fn from_line(line: &str) -> Result<Self, String> {
+        Message::from_line(line).map_err(|e| e.to_string())
+    }
+    fn droppable(&self) -> bool {
+        OnFull::Drop.drops(self.topic)
+    }
+}
+
+/// Where a target's records go: an event server, a Kafka topic.
+pub trait Sink<R>: Send {
+    /// Delivers every record of `batch`, or reports why not (then the whole
+    /// batch is kept and retried; consumers deduplicate on eventId).
     ///
     /// # Errors
     /// Why the batch was not delivered.
-    fn deliver(&mut self, batch: &[Message]) -> Result<(), String>;
+    fn deliver(&mut self, batch: &[R]) -> Result<(), String>;
 }
 
 /// Told when a target becomes unreachable (`Some(error)`) and reachable
@@ -75,16 +103,16 @@ pub struct TargetStats {
     pub last_error: Mutex<Option<String>>,
 }
 
-struct QueueState {
-    items: VecDeque<Message>,
+struct QueueState<R> {
+    items: VecDeque<R>,
     /// Set by a graceful stop: senders then write to the spool directly.
     stop: Option<Instant>,
     /// The worker sleeps on the condvar (a sender must wake it).
     sleeping: bool,
 }
 
-struct Shared {
-    queue: Mutex<QueueState>,
+struct Shared<R> {
+    queue: Mutex<QueueState<R>>,
     wake: Condvar,
     spool: Mutex<Spool>,
     stats: TargetStats,
@@ -93,8 +121,8 @@ struct Shared {
     on_state: Option<StateHook>,
 }
 
-impl Shared {
-    fn queue(&self) -> MutexGuard<'_, QueueState> {
+impl<R: Record> Shared<R> {
+    fn queue(&self) -> MutexGuard<'_, QueueState<R>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -104,7 +132,10 @@ impl Shared {
 
     /// Appends to the spool, counting; a spool that cannot be written loses
     /// the messages, counted as drops and logged.
-    fn spool_append<'a>(&self, spool: &mut Spool, lines: impl IntoIterator<Item = &'a str>, n: usize, front: bool) {
+    fn spool_append(&self, spool: &mut Spool, records: &[R], front: bool) {
+        let n = records.len();
+        let lines: Vec<Cow<'_, str>> = records.iter().map(Record::line).collect();
+        let lines = lines.iter().map(|l| &**l);
         let written = if front { spool.prepend(lines) } else { spool.append(lines) };
         match written {
             Ok(()) => {
@@ -119,21 +150,21 @@ impl Shared {
 }
 
 /// One network target's queue and worker.
-pub struct Delivery {
+pub struct Delivery<R> {
     kind: &'static str,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<R>>,
     gauge: Arc<SpoolGauge>,
     settings: DeliverySettings,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for Delivery {
+impl<R> std::fmt::Debug for Delivery<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery").field("name", &self.shared.name).field("stats", &self.shared.stats).finish()
     }
 }
 
-impl Delivery {
+impl<R: Record> Delivery<R> {
     /// Opens the spool in `spool_dir` (what an earlier run left is replayed
     /// first) and starts the worker, which builds its sink with `make_sink`
     /// on its own thread.
@@ -145,9 +176,9 @@ impl Delivery {
         kind: &'static str,
         spool_dir: &Path,
         settings: DeliverySettings,
-        make_sink: Box<dyn FnOnce() -> Box<dyn Sink> + Send>,
+        make_sink: Box<dyn FnOnce() -> Box<dyn Sink<R>> + Send>,
         on_state: Option<StateHook>,
-    ) -> std::io::Result<Delivery> {
+    ) -> std::io::Result<Delivery<R>> {
         let spool = Spool::open(spool_dir)?;
         let gauge = spool.gauge();
         let pending = gauge.messages.load(Ordering::Relaxed);
@@ -173,11 +204,11 @@ impl Delivery {
 
     /// Hands a message over without waiting on I/O (unless the spool is at
     /// its cap and the policy is BLOCK).
-    pub fn send(&self, msg: Message) {
+    pub fn send(&self, msg: R) {
         let stats = &self.shared.stats;
         stats.enqueued.fetch_add(1, Ordering::Relaxed);
         if self.gauge.bytes.load(Ordering::Relaxed) >= self.settings.spool_max_bytes {
-            if self.settings.on_full.drops(msg.topic) {
+            if self.settings.on_full == OnFull::Drop && msg.droppable() {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -201,9 +232,8 @@ impl Delivery {
         // worker has stopped: what is queued and this message go to the
         // spool, in order, while the queue is held.
         let mut spool = self.shared.spool();
-        let n = queue.items.len() + 1;
-        let lines: Vec<Arc<str>> = queue.items.drain(..).map(|m| m.text).chain(std::iter::once(msg.text)).collect();
-        self.shared.spool_append(&mut spool, lines.iter().map(|l| &**l), n, false);
+        let records: Vec<R> = queue.items.drain(..).chain(std::iter::once(msg)).collect();
+        self.shared.spool_append(&mut spool, &records, false);
     }
 
     /// Delivers or spools everything queued, trying the destination until
@@ -249,24 +279,24 @@ impl Delivery {
     }
 }
 
-struct Worker {
-    shared: Arc<Shared>,
+struct Worker<R> {
+    shared: Arc<Shared<R>>,
 }
 
 /// What the worker took from the queue.
-enum Taken {
+enum Taken<R> {
     /// A batch to deliver now (nothing was spooled).
-    Direct(Vec<Message>),
+    Direct(Vec<R>),
     /// The queue went behind the spool (or was empty).
     Spooled(usize),
     /// A graceful stop: what was queued, and the deadline.
-    Stop(Vec<Message>, Instant),
+    Stop(Vec<R>, Instant),
 }
 
-impl Worker {
+impl<R: Record> Worker<R> {
     /// Takes the next batch. While holding the queue: when the spool has a
     /// backlog, the queue goes behind it; otherwise up to a batch is taken.
-    fn take(&self) -> Taken {
+    fn take(&self) -> Taken<R> {
         let mut queue = self.shared.queue();
         if let Some(deadline) = queue.stop {
             return Taken::Stop(queue.items.drain(..).collect(), deadline);
@@ -278,13 +308,13 @@ impl Worker {
         }
         let n = queue.items.len();
         if n > 0 {
-            let lines: Vec<Arc<str>> = queue.items.drain(..).map(|m| m.text).collect();
-            self.shared.spool_append(&mut spool, lines.iter().map(|l| &**l), n, false);
+            let records: Vec<R> = queue.items.drain(..).collect();
+            self.shared.spool_append(&mut spool, &records, false);
         }
         Taken::Spooled(n)
     }
 
-    fn run(self, mut sink: Box<dyn Sink>) {
+    fn run(self, mut sink: Box<dyn Sink<R>>) {
         let stats = &self.shared.stats;
         let mut backoff = RETRY_MIN;
         let mut retry_at = Instant::now();
@@ -308,7 +338,7 @@ impl Worker {
                             // Newer messages may have gone to the spool
                             // meanwhile: this batch goes in front of them.
                             let mut spool = self.shared.spool();
-                            self.shared.spool_append(&mut spool, batch.iter().map(|m| &*m.text), batch.len(), true);
+                            self.shared.spool_append(&mut spool, &batch, true);
                         }
                     }
                     batch.len()
@@ -350,13 +380,13 @@ impl Worker {
     }
 
     /// Sends the oldest spooled lines; the number delivered.
-    fn replay_chunk(&self, sink: &mut dyn Sink) -> Result<usize, String> {
+    fn replay_chunk(&self, sink: &mut dyn Sink<R>) -> Result<usize, String> {
         let stats = &self.shared.stats;
         let lines =
             self.shared.spool().peek(BATCH_MAX, BATCH_MAX_BYTES).map_err(|e| format!("reading the spool: {e}"))?;
         let mut messages = Vec::with_capacity(lines.len());
         for line in &lines {
-            match Message::from_line(line) {
+            match R::from_line(line) {
                 Ok(m) => messages.push(m),
                 Err(e) => {
                     stats.bad_lines.fetch_add(1, Ordering::Relaxed);
@@ -398,7 +428,7 @@ impl Worker {
 
     /// Graceful stop: what is queued goes to the destination or the spool;
     /// the spool is replayed while the destination answers and time is left.
-    fn finish(&self, sink: &mut dyn Sink, batch: Vec<Message>, deadline: Instant) {
+    fn finish(&self, sink: &mut dyn Sink<R>, batch: Vec<R>, deadline: Instant) {
         let stats = &self.shared.stats;
         if !batch.is_empty() {
             let direct = self.shared.spool().is_empty() && !stats.down.load(Ordering::Relaxed);
@@ -407,7 +437,7 @@ impl Worker {
             } else {
                 // Queued messages are newer than anything spooled.
                 let mut spool = self.shared.spool();
-                self.shared.spool_append(&mut spool, batch.iter().map(|m| &*m.text), batch.len(), false);
+                self.shared.spool_append(&mut spool, &batch, false);
             }
         }
         while Instant::now() < deadline && !self.shared.spool().is_empty() && !stats.down.load(Ordering::Relaxed) {
@@ -446,7 +476,7 @@ mod tests {
         off: Arc<AtomicBool>,
     }
 
-    impl Sink for Fake {
+    impl Sink<Message> for Fake {
         fn deliver(&mut self, batch: &[Message]) -> Result<(), String> {
             if self.off.load(Ordering::SeqCst) {
                 return Err("switched off".into());

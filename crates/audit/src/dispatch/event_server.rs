@@ -76,7 +76,7 @@ fn with_routing_key(text: &str, key: &str) -> String {
     }
 }
 
-impl Sink for EventServerSink {
+impl Sink<Message> for EventServerSink {
     fn deliver(&mut self, batch: &[Message]) -> Result<(), String> {
         let mut request = self.client.post(&self.endpoint).header("content-type", "application/json");
         if let Some(key) = &self.auth_key {

@@ -35,7 +35,7 @@ use filter::Filter;
 
 enum Route {
     Log4j,
-    Network(Delivery),
+    Network(Delivery<Message>),
 }
 
 struct Target {
@@ -57,7 +57,7 @@ impl std::fmt::Debug for Dispatcher {
 
 /// Why a target could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("audit target {target}: cannot open its spool {spool}: {source}")]
+#[error("audit target {target} (spool {spool}) cannot start: {source}")]
 pub struct BuildError {
     /// The target.
     pub target: String,
@@ -96,6 +96,29 @@ impl Dispatcher {
                         &dir,
                         delivery.clone(),
                         Box::new(move || Box::new(EventServerSink::new(&url, key, mode))),
+                        Some(hook.clone()),
+                    )
+                    .map_err(|source| BuildError {
+                        target: name.clone(),
+                        spool: dir.display().to_string(),
+                        source,
+                    })?;
+                    Route::Network(d)
+                }
+                TargetKind::Kafka { properties, topic, delivery, .. } => {
+                    let dir = spool_root.join(name);
+                    let producer = crate::kafka::producer::Producer::new(&properties.0).map_err(|e| BuildError {
+                        target: name.clone(),
+                        spool: dir.display().to_string(),
+                        source: std::io::Error::other(e),
+                    })?;
+                    let template = topic.clone();
+                    let d = Delivery::start(
+                        name,
+                        "KAFKA",
+                        &dir,
+                        delivery.clone(),
+                        Box::new(move || Box::new(crate::kafka::target::MessageSink::new(producer, template))),
                         Some(hook.clone()),
                     )
                     .map_err(|source| BuildError {
@@ -265,7 +288,8 @@ mod tests {
     fn apicalls_is_produced_only_when_a_target_selects_it_by_name() {
         let dir = tempfile::tempdir().expect("tmp");
         let build = |targets: serde_json::Value| {
-            let settings = parse(Some(&serde_json::json!({"settings": {"targets": targets}}))).expect("valid");
+            let settings = parse(Some(&serde_json::json!({"settings": {"targets": targets}})), &Default::default())
+                .expect("valid");
             Dispatcher::build(&settings, dir.path(), "n").expect("build")
         };
         let all = build(serde_json::json!([{"type": "EVENT_SERVER", "url": "http://127.0.0.1:1"}]));

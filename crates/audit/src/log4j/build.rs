@@ -49,7 +49,8 @@ pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
                 builder = builder.appender(appender.build(name.clone(), append));
             }
             Err(e) => {
-                errors.push(Log4jError::new(spec.at.clone(), format!("appender {name} cannot open its file: {e}")))
+                let what = if matches!(spec.kind, AppenderKind::Kafka { .. }) { "start" } else { "open its file" };
+                errors.push(Log4jError::new(spec.at.clone(), format!("appender {name} cannot {what}: {e}")))
             }
         }
     }
@@ -97,5 +98,9 @@ fn open(spec: &AppenderSpec) -> std::io::Result<Box<dyn Append>> {
         AppenderKind::Daily { path: p, append, suffix_format, period } => {
             Box::new(DailyRollingFileAppender::new(&path(p), *append, suffix_format.clone(), *period, encoder)?)
         }
+        AppenderKind::Kafka { topic, properties, spool_dir } => Box::new(
+            crate::kafka::appender::KafkaAppender::new(&spec.name, topic, &properties.0, encoder, &path(spool_dir))
+                .map_err(std::io::Error::other)?,
+        ),
     })
 }

@@ -74,6 +74,15 @@ pub enum AppenderKind {
         /// The rolling period.
         period: Period,
     },
+    /// `KafkaLog4jAppender`.
+    Kafka {
+        /// The Kafka topic.
+        topic: String,
+        /// librdkafka properties.
+        properties: crate::kafka::producer::Properties,
+        /// Where undelivered records wait.
+        spool_dir: String,
+    },
 }
 
 /// A layout.
@@ -235,7 +244,7 @@ pub fn read(entries: &BTreeMap<String, Entry>, vars: &Vars) -> Result<Log4jConfi
         let class_value = values[class.key.as_str()].0.trim().to_owned();
         let layout = a.layout_class.map(|e| (values[e.key.as_str()].0.trim().to_owned(), e.at.clone()));
         let (props, layout_props) = (values_of(&a.props), values_of(&a.layout_props));
-        match appender(name, &class_value, &class.at, &props, layout, &layout_props, &mut warnings) {
+        match appender(name, &class_value, &class.at, &props, layout, &layout_props, &mut warnings, &vars.data_dir) {
             Ok(spec) => {
                 appenders.insert(name.clone(), spec);
             }
@@ -274,6 +283,7 @@ fn appender(
     layout_class: Option<(String, Location)>,
     layout_props: &[(String, String, Location)],
     warnings: &mut Vec<Log4jError>,
+    data_dir: &str,
 ) -> Result<AppenderSpec, Vec<Log4jError>> {
     let mut errors = Vec::new();
     let allowed: &[&str] = match class {
@@ -281,12 +291,7 @@ fn appender(
         FILE => &["file", "append"],
         ROLLING => &["file", "append", "maxfilesize", "maxbackupindex"],
         DAILY => &["file", "append", "datepattern"],
-        KAFKA => {
-            return Err(vec![Log4jError::new(
-                at.clone(),
-                "KafkaLog4jAppender is not available in this version of apinode",
-            )]);
-        }
+        KAFKA => return kafka_appender(name, at, props, layout_class, layout_props, warnings, data_dir),
         other => {
             return Err(vec![Log4jError::new(
                 at.clone(),
@@ -387,6 +392,77 @@ fn appender(
     } else {
         Err(errors)
     }
+}
+
+/// `KafkaLog4jAppender`: `Topic`, Apache Kafka's appender properties mapped
+/// to librdkafka's, `ProducerConfig.*` passed through; the producer itself
+/// (which checks every librdkafka name and value) is created when the
+/// configuration is built.
+#[allow(clippy::too_many_arguments)]
+fn kafka_appender(
+    name: &str,
+    at: &Location,
+    props: &[(String, String, Location)],
+    layout_class: Option<(String, Location)>,
+    layout_props: &[(String, String, Location)],
+    warnings: &mut Vec<Log4jError>,
+    data_dir: &str,
+) -> Result<AppenderSpec, Vec<Log4jError>> {
+    let mut errors = Vec::new();
+    let mut threshold = None;
+    let mut topic = None;
+    let mut kafka = Vec::new();
+    let mut locations = HashMap::new();
+    for (p, v, loc) in props {
+        match p.to_ascii_lowercase().as_str() {
+            "threshold" => check(&mut errors, level(v).map(|l| threshold = Some(l)), loc),
+            "topic" => topic = Some(v.trim().to_owned()),
+            "clientjaasconfpath" => {
+                warnings.push(Log4jError::new(loc.clone(), "ignored: ClientJaasConfPath is not needed (use SaslJaasConfig)"));
+            }
+            _ => {
+                locations.insert(p.clone(), loc);
+                kafka.push((p.clone(), v.clone()));
+            }
+        }
+    }
+    let properties = match crate::kafka::appender::librdkafka_properties(&kafka) {
+        Ok(p) => p,
+        Err(found) => {
+            for (p, m) in found {
+                errors.push(Log4jError::new(locations.get(&p).map_or(at, |l| *l).clone(), m));
+            }
+            Vec::new()
+        }
+    };
+    if !kafka.iter().any(|(p, _)| p.eq_ignore_ascii_case("BrokerList")) {
+        errors.push(Log4jError::new(at.clone(), format!("appender {name} needs a BrokerList (host:port,...)")));
+    }
+    let topic = match topic.filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            errors.push(Log4jError::new(at.clone(), format!("appender {name} needs a Topic")));
+            String::new()
+        }
+    };
+    let layout = match read_layout(name, layout_class, layout_props, warnings) {
+        Ok(l) => l,
+        Err(mut e) => {
+            errors.append(&mut e);
+            LayoutSpec::JsonAudit
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let spool_dir = format!("{data_dir}/run/spool/kafka-appender-{name}");
+    Ok(AppenderSpec {
+        name: name.to_owned(),
+        kind: AppenderKind::Kafka { topic, properties: crate::kafka::producer::Properties(properties), spool_dir },
+        layout,
+        threshold,
+        at: at.clone(),
+    })
 }
 
 fn read_layout(

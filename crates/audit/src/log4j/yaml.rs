@@ -44,7 +44,7 @@ pub fn load(label: &str, text: &str, vars: &Vars) -> Result<Loaded, Log4jErrors>
     }
     let raw: RawConfig = serde_yaml::from_value(value)
         .map_err(|e| Log4jErrors(vec![Log4jError::new(at(1), format!("not a log4rs configuration: {e}"))]))?;
-    let (appenders, errors) = raw.appenders_lossy(&deserializers());
+    let (appenders, errors) = raw.appenders_lossy(&deserializers(&vars.data_dir));
     if !errors.is_empty() {
         let errors = format!("{errors:?}");
         return Err(Log4jErrors(vec![Log4jError::new(at(1), format!("bad appender: {errors}"))]));
@@ -84,8 +84,9 @@ fn inherit_levels(loggers: &mut serde_yaml::Mapping, root_level: Option<serde_ya
 }
 
 /// log4rs's deserializers plus this crate's kinds.
-pub fn deserializers() -> Deserializers {
+pub fn deserializers(data_dir: &str) -> Deserializers {
     let mut d = Deserializers::new();
+    d.insert("kafka", KafkaKind { data_dir: data_dir.to_owned() });
     d.insert("log4j_file", FileKind);
     d.insert("log4j_rolling_file", RollingKind);
     d.insert("log4j_daily_rolling_file", DailyKind);
@@ -174,6 +175,35 @@ impl Deserialize for DailyKind {
         let period = Period::of(pattern).map_err(anyhow::Error::msg)?;
         let append = c.append.unwrap_or(true);
         Ok(Box::new(DailyRollingFileAppender::new(Path::new(&c.path), append, suffix, period, encoder(c.encoder, d)?)?))
+    }
+}
+
+/// `kind: kafka`: the Kafka appender, with librdkafka properties.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaKindConfig {
+    /// Names the spool folder (`run/spool/kafka-appender-<name>`).
+    name: String,
+    topic: String,
+    /// librdkafka properties; `bootstrap.servers` is required.
+    properties: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    encoder: Option<EncoderConfig>,
+}
+
+struct KafkaKind {
+    data_dir: String,
+}
+
+impl Deserialize for KafkaKind {
+    type Trait = dyn Append;
+    type Config = KafkaKindConfig;
+    fn deserialize(&self, c: KafkaKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
+        let properties: Vec<(String, String)> = c.properties.into_iter().collect();
+        let spool = Path::new(&self.data_dir).join("run/spool").join(format!("kafka-appender-{}", c.name));
+        let appender = crate::kafka::appender::KafkaAppender::new(&c.name, &c.topic, &properties, encoder(c.encoder, d)?, &spool)
+            .map_err(anyhow::Error::msg)?;
+        Ok(Box::new(appender))
     }
 }
 

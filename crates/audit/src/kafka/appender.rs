@@ -1,0 +1,203 @@
+//! `org.apache.kafka.log4jappender.KafkaLog4jAppender` as a log4rs appender
+//! (logging.md "Kafka appender"): each record is rendered by the appender's
+//! layout (without its trailing newline) and handed to a delivery queue of
+//! its own (`run/spool/kafka-appender-<NAME>/` when the broker cannot take
+//! it), so a record never waits on the network and a broker outage loses
+//! nothing. The key is the query's `serviceId` on the queries logger, else
+//! none. Also: the mapping of Apache Kafka's appender properties to
+//! librdkafka's, and [`shutdown_all`] for a graceful stop.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Instant;
+
+use log4rs::append::Append;
+use log4rs::encode::Encode;
+use log4rs::encode::writer::simple::SimpleWriter;
+use serde::Deserialize;
+
+use super::producer::Producer;
+use super::record::{KafkaRecord, RecordSink};
+use crate::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
+use crate::dispatch::delivery::Delivery;
+
+/// Appender deliveries to drain at stop.
+static STARTED: Mutex<Vec<Weak<Delivery<KafkaRecord>>>> = Mutex::new(Vec::new());
+
+/// Drains every Kafka appender's queue to its broker or its spool (after the
+/// log writer has written its last records).
+pub fn shutdown_all(deadline: Instant) {
+    let started = std::mem::take(&mut *STARTED.lock().unwrap_or_else(PoisonError::into_inner));
+    for d in started.iter().filter_map(Weak::upgrade) {
+        d.shutdown(deadline);
+    }
+}
+
+/// A log4rs appender producing to one Kafka topic.
+pub struct KafkaAppender {
+    topic: String,
+    encoder: Box<dyn Encode>,
+    delivery: Arc<Delivery<KafkaRecord>>,
+}
+
+impl std::fmt::Debug for KafkaAppender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaAppender").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl KafkaAppender {
+    /// Creates the producer (checking every property) and starts delivery,
+    /// spooling under `spool_dir`.
+    ///
+    /// # Errors
+    /// A bad broker list or property, or a spool that cannot be opened.
+    pub fn new(
+        name: &str,
+        topic: &str,
+        properties: &[(String, String)],
+        encoder: Box<dyn Encode>,
+        spool_dir: &Path,
+    ) -> Result<KafkaAppender, String> {
+        let producer = Producer::new(properties).map_err(|e| format!("appender {name}: {e}"))?;
+        let settings = DeliverySettings {
+            on_full: OnFull::Block,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+        };
+        let delivery = Delivery::start(
+            &format!("kafka-appender-{name}"),
+            "KAFKA_APPENDER",
+            spool_dir,
+            settings,
+            Box::new(move || Box::new(RecordSink::new(producer))),
+            None,
+        )
+        .map_err(|e| format!("appender {name}: cannot open its spool {}: {e}", spool_dir.display()))?;
+        let delivery = Arc::new(delivery);
+        STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::downgrade(&delivery));
+        Ok(KafkaAppender { topic: topic.to_owned(), encoder, delivery })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceOf<'a> {
+    #[serde(default, borrow)]
+    service_id: Option<&'a str>,
+}
+
+impl Append for KafkaAppender {
+    fn append(&self, record: &log::Record<'_>) -> anyhow::Result<()> {
+        let mut out = SimpleWriter(Vec::with_capacity(512));
+        self.encoder.encode(&mut out, record)?;
+        let mut value = String::from_utf8_lossy(&out.0).into_owned();
+        while value.ends_with(['\n', '\r']) {
+            value.pop();
+        }
+        let key = if record.target().ends_with("::queries") || record.target().ends_with(".queries") {
+            let message = record.args().to_string();
+            serde_json::from_str::<ServiceOf<'_>>(&message).ok().and_then(|s| s.service_id.map(str::to_owned))
+        } else {
+            None
+        };
+        self.delivery.send(KafkaRecord { topic: self.topic.clone(), key, value, headers: Vec::new() });
+        Ok(())
+    }
+
+    fn flush(&self) {}
+}
+
+/// Apache Kafka's appender properties → librdkafka properties.
+///
+/// # Errors
+/// Every property that is unknown or has a bad value, as (property, message).
+pub fn librdkafka_properties(props: &[(String, String)]) -> Result<Vec<(String, String)>, Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in props {
+        let v = value.trim();
+        let lower = name.to_ascii_lowercase();
+        let mapped = match lower.as_str() {
+            "brokerlist" => Some("bootstrap.servers"),
+            "requirednumacks" => Some("acks"),
+            "compressiontype" => Some("compression.type"),
+            "retries" => Some("retries"),
+            "securityprotocol" => Some("security.protocol"),
+            "saslmechanism" => Some("sasl.mechanism"),
+            _ => None,
+        };
+        if let Some(m) = mapped {
+            let v = if m == "security.protocol" { v.to_ascii_lowercase() } else { v.to_owned() };
+            out.push((m.to_owned(), v));
+        } else if lower == "sasljaasconfig" {
+            match jaas_credentials(v) {
+                Some((user, password)) => {
+                    out.push(("sasl.username".into(), user));
+                    out.push(("sasl.password".into(), password));
+                }
+                None => errors.push((name.clone(), "SaslJaasConfig must hold username=\"...\" and password=\"...\"".into())),
+            }
+        } else if let Some(p) = name.strip_prefix("ProducerConfig.").or_else(|| name.strip_prefix("producerconfig.")) {
+            out.push((p.to_owned(), v.to_owned()));
+        } else if lower == "syncsend" {
+            // Delivery is always asynchronous to requests and at least once
+            // through the spool; the value is only checked.
+            if !matches!(v.to_ascii_lowercase().as_str(), "true" | "false") {
+                errors.push((name.clone(), format!("must be true or false, not {v:?}")));
+            }
+        } else {
+            errors.push((name.clone(), format!("unknown property {name} of KafkaLog4jAppender")));
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// `username="u" password="p"` from a JAAS line.
+fn jaas_credentials(jaas: &str) -> Option<(String, String)> {
+    let field = |name: &str| {
+        let start = jaas.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = jaas[start..].find('"')? + start;
+        Some(jaas[start..end].to_owned())
+    };
+    Some((field("username")?, field("password")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn apache_properties_map_to_librdkafka() {
+        let got = librdkafka_properties(&props(&[
+            ("BrokerList", "a:9092"),
+            ("RequiredNumAcks", "-1"),
+            ("CompressionType", "gzip"),
+            ("SecurityProtocol", "SASL_PLAINTEXT"),
+            ("SaslMechanism", "PLAIN"),
+            ("SaslJaasConfig", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#),
+            ("ProducerConfig.linger.ms", "20"),
+            ("SyncSend", "true"),
+        ]))
+        .expect("valid");
+        for want in [
+            ("bootstrap.servers", "a:9092"),
+            ("acks", "-1"),
+            ("compression.type", "gzip"),
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password", "p"),
+            ("linger.ms", "20"),
+        ] {
+            assert!(got.contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} missing");
+        }
+        let errors = librdkafka_properties(&props(&[("Colour", "red"), ("SyncSend", "maybe"), ("SaslJaasConfig", "x")]))
+            .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+}

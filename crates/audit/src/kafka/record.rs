@@ -1,0 +1,82 @@
+//! A plain Kafka record (topic, key, value, headers) for the paths that are
+//! not audit messages: the log4j appender's lines and the CDAP entity
+//! messages. It spools as one JSON line. [`RecordSink`] produces batches of
+//! them. No message format is known here.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::producer::{Outgoing, Producer};
+use crate::dispatch::delivery::{Record, Sink};
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaRecord {
+    /// The Kafka topic.
+    pub topic: String,
+    /// The key, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The value.
+    pub value: String,
+    /// Headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record for KafkaRecord {
+    fn line(&self) -> Cow<'_, str> {
+        Cow::Owned(serde_json::to_string(self).unwrap_or_default())
+    }
+    fn from_line(line: &str) -> Result<Self, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+    fn droppable(&self) -> bool {
+        false
+    }
+}
+
+/// Produces [`KafkaRecord`]s.
+#[derive(Debug)]
+pub struct RecordSink {
+    producer: Producer,
+}
+
+impl RecordSink {
+    /// A sink on a producer.
+    pub fn new(producer: Producer) -> RecordSink {
+        RecordSink { producer }
+    }
+}
+
+impl Sink<KafkaRecord> for RecordSink {
+    fn deliver(&mut self, batch: &[KafkaRecord]) -> Result<(), String> {
+        let headers: Vec<Vec<(&str, &str)>> =
+            batch.iter().map(|r| r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
+        let out: Vec<Outgoing<'_>> = batch
+            .iter()
+            .zip(&headers)
+            .map(|(r, h)| Outgoing { topic: &r.topic, key: r.key.as_deref(), value: &r.value, headers: h })
+            .collect();
+        self.producer.send_batch(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_the_spool_with_newlines_in_its_value() {
+        let r = KafkaRecord {
+            topic: "t".into(),
+            key: Some("k".into()),
+            value: "line one\nline two".into(),
+            headers: vec![("h".into(), "v".into())],
+        };
+        let line = r.line();
+        assert!(!line.contains('\n'));
+        assert_eq!(KafkaRecord::from_line(&line), Ok(r));
+    }
+}
