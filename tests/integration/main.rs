@@ -11,6 +11,7 @@ mod compat;
 mod dispatch;
 mod dss;
 mod errors;
+mod kafka;
 mod loading;
 mod parity;
 mod predict;

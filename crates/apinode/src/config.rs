@@ -85,7 +85,9 @@ fn entity_audit(value: &Value, kafka: &audit::kafka::Connections, problems: &mut
     for (k, v) in o {
         match (k.as_str(), v) {
             ("enabled", Value::Bool(b)) => e.enabled = *b,
-            ("topic", Value::String(t)) if audit::kafka::target::TopicTemplate::parse(t).is_ok() && !t.contains('$') => {
+            ("topic", Value::String(t))
+                if audit::kafka::target::TopicTemplate::parse(t).is_ok() && !t.contains('$') =>
+            {
                 e.topic = t.clone();
             }
             ("connection", Value::String(c)) if kafka.contains_key(c) => e.connection = Some(c.clone()),

@@ -151,7 +151,10 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     if let (true, Some(name)) = (entity.enabled, entity.connection.as_ref()) {
         let properties = config.kafka.get(name).cloned().unwrap_or_default();
         crate::entity::start_kafka(&properties, &entity.topic, &run_dir.join("spool/entity-audit")).map_err(|e| {
-            StartError::Io { what: format!("starting entity audit to Kafka ({name})"), source: std::io::Error::other(e) }
+            StartError::Io {
+                what: format!("starting entity audit to Kafka ({name})"),
+                source: std::io::Error::other(e),
+            }
         })?;
         log::info!("Entity audit messages go to the Kafka topic {} on connection {name}", entity.topic);
     }

@@ -4,6 +4,7 @@
 
 pub mod dss;
 pub mod eventserver;
+pub mod kafka;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -417,7 +417,11 @@ mod tests {
 
     fn problems(json: &str) -> Vec<String> {
         let v: Value = serde_json::from_str(json).expect("json");
-        parse(Some(&v), &crate::kafka::Connections::new()).unwrap_err().into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
+        parse(Some(&v), &crate::kafka::Connections::new())
+            .unwrap_err()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
     }
 
     #[test]

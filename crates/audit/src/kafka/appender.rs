@@ -136,7 +136,9 @@ pub fn librdkafka_properties(props: &[(String, String)]) -> Result<Vec<(String, 
                     out.push(("sasl.username".into(), user));
                     out.push(("sasl.password".into(), password));
                 }
-                None => errors.push((name.clone(), "SaslJaasConfig must hold username=\"...\" and password=\"...\"".into())),
+                None => {
+                    errors.push((name.clone(), "SaslJaasConfig must hold username=\"...\" and password=\"...\"".into()))
+                }
             }
         } else if let Some(p) = name.strip_prefix("ProducerConfig.").or_else(|| name.strip_prefix("producerconfig.")) {
             out.push((p.to_owned(), v.to_owned()));
@@ -179,7 +181,10 @@ mod tests {
             ("CompressionType", "gzip"),
             ("SecurityProtocol", "SASL_PLAINTEXT"),
             ("SaslMechanism", "PLAIN"),
-            ("SaslJaasConfig", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#),
+            (
+                "SaslJaasConfig",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#,
+            ),
             ("ProducerConfig.linger.ms", "20"),
             ("SyncSend", "true"),
         ]))
@@ -196,8 +201,9 @@ mod tests {
         ] {
             assert!(got.contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} missing");
         }
-        let errors = librdkafka_properties(&props(&[("Colour", "red"), ("SyncSend", "maybe"), ("SaslJaasConfig", "x")]))
-            .unwrap_err();
+        let errors =
+            librdkafka_properties(&props(&[("Colour", "red"), ("SyncSend", "maybe"), ("SaslJaasConfig", "x")]))
+                .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
     }
 }

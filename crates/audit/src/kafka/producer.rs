@@ -190,8 +190,9 @@ impl Producer {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let flushed = self.inner.flush(left);
-        let failures =
-            std::mem::take(&mut *self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let failures = std::mem::take(
+            &mut *self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         if let Some((code, reason)) = self.inner.client().fatal_error() {
             // An idempotent producer can end in a fatal state: start afresh.
             log::warn!("Kafka producer fatal error ({code:?}: {reason}); creating a new producer");

@@ -45,7 +45,11 @@ impl TopicTemplate {
             parts.push(match &after[..end] {
                 "topic" => Part::Topic,
                 "routingKey" => Part::RoutingKey,
-                other => return Err(format!("{template:?}: unknown placeholder ${{{other}}} (known: ${{topic}}, ${{routingKey}})")),
+                other => {
+                    return Err(format!(
+                        "{template:?}: unknown placeholder ${{{other}}} (known: ${{topic}}, ${{routingKey}})"
+                    ));
+                }
             });
             rest = &after[end + 1..];
         }

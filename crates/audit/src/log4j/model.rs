@@ -418,7 +418,10 @@ fn kafka_appender(
             "threshold" => check(&mut errors, level(v).map(|l| threshold = Some(l)), loc),
             "topic" => topic = Some(v.trim().to_owned()),
             "clientjaasconfpath" => {
-                warnings.push(Log4jError::new(loc.clone(), "ignored: ClientJaasConfPath is not needed (use SaslJaasConfig)"));
+                warnings.push(Log4jError::new(
+                    loc.clone(),
+                    "ignored: ClientJaasConfPath is not needed (use SaslJaasConfig)",
+                ));
             }
             _ => {
                 locations.insert(p.clone(), loc);

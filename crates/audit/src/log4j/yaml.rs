@@ -201,8 +201,9 @@ impl Deserialize for KafkaKind {
     fn deserialize(&self, c: KafkaKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
         let properties: Vec<(String, String)> = c.properties.into_iter().collect();
         let spool = Path::new(&self.data_dir).join("run/spool").join(format!("kafka-appender-{}", c.name));
-        let appender = crate::kafka::appender::KafkaAppender::new(&c.name, &c.topic, &properties, encoder(c.encoder, d)?, &spool)
-            .map_err(anyhow::Error::msg)?;
+        let appender =
+            crate::kafka::appender::KafkaAppender::new(&c.name, &c.topic, &properties, encoder(c.encoder, d)?, &spool)
+                .map_err(anyhow::Error::msg)?;
         Ok(Box::new(appender))
     }
 }
