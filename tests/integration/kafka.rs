@@ -233,3 +233,155 @@ fn bad_kafka_settings_stop_the_node_at_start_with_a_clear_error() {
         assert!(!said.contains("hunter2"), "a credential was printed: {said}");
     }
 }
+
+/// The appender (topic `via-appender`) and a KAFKA target (topic
+/// `via-target`) on the same node, with short delivery timeouts.
+fn outage_node(broker: &Broker) -> DssNode {
+    broker.create_topic("via-appender", 2);
+    broker.create_topic("via-target", 2);
+    let properties = format!(
+        "{}log4j.appender.KAFKA.ProducerConfig.message.timeout.ms=3000\n",
+        appender_properties(broker, "via-appender")
+    );
+    let settings = json!({
+        "kafkaConnections": {"main": {"bootstrap.servers": broker.bootstrap(), "message.timeout.ms": "3000"}},
+        "auditLog": {"settings": {"targets": [{"type": "LOG4J"},
+            {"type": "KAFKA", "name": "kafka", "connection": "main", "topic": "via-target",
+             "topicsFiltering": "SELECTED", "topics": ["apinode-query"]}]}},
+    });
+    let node = DssNode::with_settings(data_dir(), Some(&properties), settings);
+    node.start();
+    node
+}
+
+/// Every id once at least; a duplicate only as an identical redelivery.
+fn assert_all_once(topic: &str, records: &[Consumed], ids: &BTreeSet<String>) {
+    eprintln!("{topic}: read {} records for {} ids", records.len(), ids.len());
+    let found = by_request_id(records);
+    let missing: Vec<_> = ids.iter().filter(|id| !found.contains_key(*id)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{topic}: {} of {} missing, such as {missing:?}",
+        ids.len() - found.len().min(ids.len()),
+        ids.len()
+    );
+    assert_eq!(found.len(), ids.len(), "{topic}: nothing else");
+    for (id, copies) in &found {
+        assert!(copies.iter().all(|c| c.value == copies[0].value), "{topic}: {id} redelivered with another value");
+    }
+    let dups = found.values().filter(|c| c.len() > 1).count();
+    eprintln!("{topic}: {} records, {} ids, {dups} identical redeliveries", records.len(), found.len());
+}
+
+/// Predictions from `tasks` concurrent clients for `seconds`: the ids answered.
+async fn load_for(node: &DssNode, tasks: usize, seconds: f64) -> Vec<String> {
+    let base = node.base();
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut ids = Vec::new();
+                let mut i = t * 1_000_000;
+                while std::time::Instant::now() < deadline {
+                    i += 1;
+                    let body = json!({"features": {"x": i % 100, "color": "red"}});
+                    let r = client.post(format!("{base}/public/api/v1/kinds/linear/predict")).json(&body).send().await;
+                    let v: Value = r.expect("answer").json().await.expect("json");
+                    ids.push(v["result"]["requestId"].as_str().expect("id").to_owned());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.extend(h.await.expect("task"));
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_outage_in_the_middle_of_load_delays_records_and_loses_none() {
+    let mut broker = Broker::start();
+    if !broker.controllable() {
+        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS names a broker this test cannot stop");
+        return;
+    }
+    let node = outage_node(&broker);
+    let mut ids = BTreeSet::new();
+    let before = load_for(&node, 2, 1.5).await;
+    broker.pause();
+    let during = load_for(&node, 2, 2.5).await;
+    broker.resume();
+    let after = load_for(&node, 2, 1.5).await;
+    eprintln!(
+        "predictions/s: {:.0} before the outage, {:.0} while the broker is down, {:.0} after (debug build)",
+        before.len() as f64 / 1.5,
+        during.len() as f64 / 2.5,
+        after.len() as f64 / 1.5
+    );
+    ids.extend(before);
+    ids.extend(during);
+    ids.extend(after);
+    // The backlog drains while the node runs.
+    let started = std::time::Instant::now();
+    let key = std::fs::read_to_string(node.dir.path().join("run/admin-local.secret")).expect("secret");
+    loop {
+        let r =
+            reqwest::Client::new().get(format!("{}/admin/api/metrics", node.base())).basic_auth(key.trim(), Some(""));
+        let m = send(r).await;
+        let targets = &m.ok()["audit"]["targets"];
+        let pending: Vec<u64> = ["kafka", "kafka-appender-KAFKA"]
+            .iter()
+            .map(|t| {
+                targets[*t]["spoolMessages"].as_u64().expect("spool gauge")
+                    + targets[*t]["queued"].as_u64().unwrap_or(0)
+            })
+            .collect();
+        if pending.iter().all(|p| *p == 0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "still pending after 2 minutes: {pending:?} {targets}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("the backlog was delivered {:.1} s after the load ended", started.elapsed().as_secs_f64());
+    node.stop();
+    for topic in ["via-appender", "via-target"] {
+        let records = broker.consume(topic, ids.len(), Duration::from_secs(120));
+        assert_all_once(topic, &records, &ids);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_spooled_while_the_broker_is_gone_are_delivered_by_the_restarted_node() {
+    let mut broker = Broker::start();
+    if !broker.controllable() {
+        eprintln!("skipped: KAFKA_BOOTSTRAP_SERVERS names a broker this test cannot stop");
+        return;
+    }
+    let node = outage_node(&broker);
+    broker.pause();
+    let ids: BTreeSet<String> = predictions(&node, 100).await.into_iter().collect();
+    let out = node.dss("stop");
+    assert!(out.status.success(), "{}", text(&out));
+    for spool in ["run/spool/kafka", "run/spool/kafka-appender-KAFKA"] {
+        let files = std::fs::read_dir(node.dir.path().join(spool)).map(Iterator::count).unwrap_or(0);
+        assert!(files > 0, "{spool} holds the undelivered records");
+    }
+    broker.resume();
+    node.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for spool in ["run/spool/kafka", "run/spool/kafka-appender-KAFKA"] {
+        while std::fs::read_dir(node.dir.path().join(spool)).map(Iterator::count).unwrap_or(0) > 0 {
+            assert!(std::time::Instant::now() < deadline, "{spool} was not delivered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    node.stop();
+    for topic in ["via-appender", "via-target"] {
+        let records = broker.consume(topic, ids.len(), Duration::from_secs(30));
+        assert_all_once(topic, &records, &ids);
+    }
+}

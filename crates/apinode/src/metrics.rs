@@ -141,8 +141,11 @@ impl Metrics {
             })
         });
         let mut targets = audit::dispatch::global().snapshot();
-        if let (Some(t), Some(k)) = (targets.as_object_mut(), crate::entity::kafka_snapshot()) {
-            t.insert("entity-audit".into(), k);
+        if let Some(t) = targets.as_object_mut() {
+            if let Some(k) = crate::entity::kafka_snapshot() {
+                t.insert("entity-audit".into(), k);
+            }
+            t.extend(audit::kafka::appender::snapshots());
         }
         json!({"services": services, "audit": {"writer": writer, "targets": targets}})
     }

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
@@ -18,6 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
 
 use super::dss::free_port;
+
+/// Makes every consumer's group id its own.
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// The tansu binary: `APINODE_TANSU`, else what `tools/setup-kafka` installs.
 fn tansu() -> PathBuf {
@@ -128,7 +132,7 @@ impl Broker {
     pub fn consume(&self, topic: &str, want: usize, timeout: Duration) -> Vec<Consumed> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", format!("apinode-tests-{}", std::process::id()))
+            .set("group.id", format!("apinode-tests-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
@@ -141,7 +145,8 @@ impl Broker {
         }
         consumer.assign(&list).expect("assign");
         let mut out = Vec::new();
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         while out.len() < want && Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => out.push(Consumed {
@@ -166,6 +171,7 @@ impl Broker {
                 None => {}
             }
         }
+        eprintln!("consumed {} records of {topic} in {:.1} s", out.len(), started.elapsed().as_secs_f64());
         // A moment more to see whether anything unexpected follows.
         let extra = Instant::now() + Duration::from_millis(500);
         while Instant::now() < extra {

@@ -249,6 +249,11 @@ impl<R: Record> Delivery<R> {
         }
     }
 
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
     /// Dropped so far.
     pub fn dropped(&self) -> u64 {
         self.shared.stats.dropped.load(Ordering::Relaxed)

@@ -33,6 +33,13 @@ pub fn shutdown_all(deadline: Instant) {
     }
 }
 
+/// Counters of every running Kafka appender, by delivery name
+/// (`kafka-appender-<NAME>`), for `/admin/api/metrics`.
+pub fn snapshots() -> Vec<(String, serde_json::Value)> {
+    let started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    started.iter().filter_map(Weak::upgrade).map(|d| (d.name().to_owned(), d.snapshot())).collect()
+}
+
 /// A log4rs appender producing to one Kafka topic.
 pub struct KafkaAppender {
     topic: String,
@@ -108,11 +115,14 @@ impl Append for KafkaAppender {
     fn flush(&self) {}
 }
 
+/// A bad appender property: its name and what is wrong.
+pub type PropertyError = (String, String);
+
 /// Apache Kafka's appender properties → librdkafka properties.
 ///
 /// # Errors
 /// Every property that is unknown or has a bad value, as (property, message).
-pub fn librdkafka_properties(props: &[(String, String)]) -> Result<Vec<(String, String)>, Vec<(String, String)>> {
+pub fn librdkafka_properties(props: &[(String, String)]) -> Result<Vec<(String, String)>, Vec<PropertyError>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (name, value) in props {

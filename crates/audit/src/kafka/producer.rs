@@ -193,19 +193,28 @@ impl Producer {
         let failures = std::mem::take(
             &mut *self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        if let Some((code, reason)) = self.inner.client().fatal_error() {
-            // An idempotent producer can end in a fatal state: start afresh.
-            log::warn!("Kafka producer fatal error ({code:?}: {reason}); creating a new producer");
-            if let Ok(fresh) = Producer::new(&self.properties) {
-                *self = fresh;
+        let outcome = if let Some((code, reason)) = self.inner.client().fatal_error() {
+            Err(format!("fatal producer error ({code:?}): {reason}"))
+        } else if let Err(e) = flushed {
+            Err(format!("the broker did not acknowledge in time: {e}"))
+        } else if let Some(first) = failures.first() {
+            Err(format!("{} of {} records not acknowledged: {first}", failures.len(), records.len()))
+        } else {
+            Ok(())
+        };
+        if outcome.is_err() {
+            // The batch is retried by a new producer: an idempotent
+            // producer's id and sequence numbers may be what the broker
+            // refuses (a fatal state, or a broker that lost its producer
+            // state in a restart), and a fresh one starts clean. Nothing is
+            // in flight any more: every record was acknowledged, failed, or
+            // timed out during the flush.
+            match Producer::new(&self.properties) {
+                Ok(fresh) => *self = fresh,
+                Err(e) => log::error!("Cannot recreate the Kafka producer: {e}"),
             }
-            return Err(format!("fatal producer error: {reason}"));
         }
-        flushed.map_err(|e| format!("the broker did not acknowledge in time: {e}"))?;
-        match failures.first() {
-            None => Ok(()),
-            Some(first) => Err(format!("{} of {} records not acknowledged: {first}", failures.len(), records.len())),
-        }
+        outcome
     }
 
     /// Waits for what is in flight (graceful stop).

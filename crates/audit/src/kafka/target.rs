@@ -57,10 +57,10 @@ impl TopicTemplate {
             parts.push(Part::Text(rest.to_owned()));
         }
         for p in &parts {
-            if let Part::Text(t) = p {
-                if let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-                    return Err(format!("{template:?}: {c:?} is not allowed in a Kafka topic name ([A-Za-z0-9._-])"));
-                }
+            if let Part::Text(t) = p
+                && let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            {
+                return Err(format!("{template:?}: {c:?} is not allowed in a Kafka topic name ([A-Za-z0-9._-])"));
             }
         }
         if parts.is_empty() {
@@ -90,6 +90,9 @@ struct ServiceOf<'a> {
     service_id: Option<&'a str>,
 }
 
+/// A message's Kafka topic, key and headers.
+type Prepared<'a> = (String, Option<String>, [(&'a str, &'a str); 3]);
+
 /// Produces audit messages for the KAFKA target.
 #[derive(Debug)]
 pub struct MessageSink {
@@ -114,7 +117,7 @@ pub fn record_key(message: &Message) -> Option<String> {
 
 impl Sink<Message> for MessageSink {
     fn deliver(&mut self, batch: &[Message]) -> Result<(), String> {
-        let prepared: Vec<(String, Option<String>, [(&str, &str); 3])> = batch
+        let prepared: Vec<Prepared<'_>> = batch
             .iter()
             .map(|m| {
                 let rk = m.routing_key.as_ref().map(crate::RoutingKey::as_str);

@@ -275,6 +275,7 @@ pub fn read(entries: &BTreeMap<String, Entry>, vars: &Vars) -> Result<Log4jConfi
     if errors.is_empty() { Ok(Log4jConfig { root, loggers, threshold, appenders, warnings }) } else { Err(errors) }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn appender(
     name: &str,
     class: &str,
