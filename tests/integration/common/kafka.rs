@@ -2,8 +2,8 @@
 //! `tools/setup-kafka`, whose path `tools/test` exports as `APINODE_TANSU`)
 //! on 127.0.0.1 with a free port and sqlite storage in a temporary folder,
 //! so that its topics and records survive a stop and a start. With
-//! `KAFKA_BOOTSTRAP_SERVERS` set, that broker is used instead and tests that
-//! stop the broker are skipped. Records are read back with an rdkafka
+//! `KAFKA_BOOTSTRAP_SERVERS` set, that broker is used instead (it must create
+//! topics on first use) and tests that stop the broker are skipped. Records are read back with an rdkafka
 //! consumer assigned to every partition from the beginning.
 
 use std::path::{Path, PathBuf};
@@ -112,8 +112,12 @@ impl Broker {
         std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
     }
 
-    /// Creates a topic with `partitions` partitions.
+    /// Creates a topic with `partitions` partitions (an external broker is
+    /// expected to create topics on first use: `auto.create.topics.enable`).
     pub fn create_topic(&self, name: &str, partitions: u32) {
+        if self.external.is_some() {
+            return;
+        }
         let out = Command::new(tansu())
             .args(["topic", "create", name, "--broker", &format!("tcp://{}", self.bootstrap())])
             .args(["--partitions", &partitions.to_string()])

@@ -2,7 +2,8 @@
 //! (`resources/logging/dku-log4rs.yaml`). It is read with log4rs's own
 //! `RawConfig` and deserializers, plus this crate's log4j appenders and
 //! layouts as extra kinds (`log4j_file`, `log4j_rolling_file`,
-//! `log4j_daily_rolling_file`, `log4j_pattern`, `json_audit`), so that YAML
+//! `log4j_daily_rolling_file`, `log4j_pattern`, `json_audit`, and `kafka`
+//! for the Kafka appender), so that YAML
 //! users get the same file names, rolling, reopening and record times.
 //! Logger names may be written dotted, as in log4j: they are turned into
 //! log4rs's `::` paths so that inheritance works. `${DIP_HOME}` and
@@ -303,5 +304,23 @@ loggers:
         assert!(e.contains("bad appender") && e.contains("nope"), "{e}");
         let e = load("x.yaml", "root:\n  level: info\n  appenders: [missing]\n", &vars).unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn the_kafka_kind_starts_an_appender_and_refuses_bad_properties() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars = Vars { data_dir: dir.path().display().to_string(), env: Default::default() };
+        let yaml = |props: &str| {
+            format!(
+                "appenders:\n  k:\n    kind: kafka\n    name: q\n    topic: queries\n    properties:\n{props}    encoder:\n      kind: log4j_pattern\n      pattern: \"%m%n\"\nroot:\n  level: info\n  appenders: [k]\n"
+            )
+        };
+        let good = yaml("      bootstrap.servers: \"127.0.0.1:9\"\n      message.timeout.ms: \"1000\"\n");
+        assert!(load("k.yaml", &good, &vars).is_ok());
+        assert!(dir.path().join("run/spool/kafka-appender-q").is_dir(), "its spool folder");
+        let bad = yaml("      bootstrap.servers: \"127.0.0.1:9\"\n      no.such.property: \"1\"\n");
+        let e = load("k.yaml", &bad, &vars).unwrap_err().to_string();
+        assert!(e.contains("no.such.property"), "{e}");
+        crate::kafka::appender::shutdown_all(std::time::Instant::now());
     }
 }
