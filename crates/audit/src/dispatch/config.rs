@@ -18,7 +18,7 @@ use crate::message::{RoutingKey, is_safe_segment};
 /// Spool size cap when a target sets none (1 GiB).
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 /// In-memory queue of a network target when it sets none.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 /// Compute-resource-usage period when none is set.
 pub const DEFAULT_CRU_INTERVAL: Duration = Duration::from_secs(60);
 

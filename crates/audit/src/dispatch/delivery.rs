@@ -230,9 +230,13 @@ impl<R: Record> Delivery<R> {
         }
         // The queue is full (the worker waits on a slow destination) or the
         // worker has stopped: what is queued and this message go to the
-        // spool, in order, while the queue is held.
+        // spool, in order. The spool is locked before the queue is released
+        // (so nothing newer can be spooled first), and written after it is
+        // released (so other senders do not wait on this disk write).
         let mut spool = self.shared.spool();
-        let records: Vec<R> = queue.items.drain(..).chain(std::iter::once(msg)).collect();
+        let mut records: Vec<R> = std::mem::take(&mut queue.items).into();
+        drop(queue);
+        records.push(msg);
         self.shared.spool_append(&mut spool, &records, false);
     }
 

@@ -22,7 +22,7 @@ pub const AUDIT_DEFAULTS: [(&str, &str); 6] = [
     ("enable.idempotence", "true"),
     ("acks", "all"),
     ("compression.type", "lz4"),
-    ("queue.buffering.max.messages", "100000"),
+    ("queue.buffering.max.messages", "20000"),
     ("linger.ms", "5"),
     ("message.timeout.ms", "10000"),
 ];
@@ -94,7 +94,13 @@ pub struct Producer {
     properties: Vec<(String, String)>,
     inner: BaseProducer<Ctx>,
     batch_timeout: Duration,
+    /// The last batch failed: ask for metadata (a quick answer, or a quick
+    /// failure) before waiting a whole delivery timeout on a dead broker.
+    suspect: bool,
 }
+
+/// How long the metadata probe of a suspect broker may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,6 +160,7 @@ impl Producer {
             properties: properties.to_vec(),
             inner,
             batch_timeout: Duration::from_millis(timeout_ms) + Duration::from_secs(2),
+            suspect: false,
         })
     }
 
@@ -162,6 +169,12 @@ impl Producer {
     /// # Errors
     /// Why some record is not known to be delivered.
     pub fn send_batch(&mut self, records: &[Outgoing<'_>]) -> Result<(), String> {
+        if self.suspect {
+            self.inner
+                .client()
+                .fetch_metadata(None, PROBE_TIMEOUT)
+                .map_err(|e| format!("the broker does not answer: {e}"))?;
+        }
         self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         let deadline = Instant::now() + self.batch_timeout;
         for r in records {
@@ -213,6 +226,9 @@ impl Producer {
                 Ok(fresh) => *self = fresh,
                 Err(e) => log::error!("Cannot recreate the Kafka producer: {e}"),
             }
+            self.suspect = true;
+        } else {
+            self.suspect = false;
         }
         outcome
     }
