@@ -14,9 +14,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use audit::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
 use audit::dispatch::delivery::Delivery;
-use audit::kafka::record::{KafkaRecord, RecordSink};
+use audit::kafka::record::KafkaRecord;
 
 use log::Level;
 use serde_json::{Map, Value, json};
@@ -143,21 +142,7 @@ static KAFKA: OnceLock<KafkaPublisher> = OnceLock::new();
 /// # Errors
 /// A producer or spool that cannot start.
 pub fn start_kafka(properties: &[(String, String)], topic: &str, spool_dir: &Path) -> Result<(), String> {
-    let producer = audit::kafka::producer::Producer::new(properties)?;
-    let settings = DeliverySettings {
-        on_full: OnFull::Block,
-        spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-        queue_capacity: DEFAULT_QUEUE_CAPACITY,
-    };
-    let delivery = Delivery::start(
-        "entity-audit",
-        "KAFKA_ENTITY_AUDIT",
-        spool_dir,
-        settings,
-        Box::new(move || Box::new(RecordSink::new(producer))),
-        None,
-    )
-    .map_err(|e| format!("cannot open the spool {}: {e}", spool_dir.display()))?;
+    let delivery = audit::kafka::record::start_delivery("entity-audit", "KAFKA_ENTITY_AUDIT", properties, spool_dir)?;
     KAFKA
         .set(KafkaPublisher { delivery, topic: topic.to_owned() })
         .map_err(|_| "entity audit to Kafka is started already".to_owned())

@@ -89,44 +89,18 @@ impl Dispatcher {
                 TargetKind::Log4j => Route::Log4j,
                 TargetKind::EventServer { url, auth_key, routing_key_mode, delivery } => {
                     let (url, key, mode) = (url.clone(), auth_key.clone(), routing_key_mode.clone());
-                    let dir = spool_root.join(name);
-                    let d = Delivery::start(
-                        name,
-                        "EVENT_SERVER",
-                        &dir,
-                        delivery.clone(),
-                        Box::new(move || Box::new(EventServerSink::new(&url, key, mode))),
-                        Some(hook.clone()),
-                    )
-                    .map_err(|source| BuildError {
-                        target: name.clone(),
-                        spool: dir.display().to_string(),
-                        source,
-                    })?;
-                    Route::Network(d)
+                    let sink =
+                        move || -> Box<dyn delivery::Sink<Message>> { Box::new(EventServerSink::new(&url, key, mode)) };
+                    network(name, "EVENT_SERVER", spool_root, delivery, &hook, Ok(Box::new(sink)))?
                 }
                 TargetKind::Kafka { properties, topic, delivery, .. } => {
-                    let dir = spool_root.join(name);
-                    let producer = crate::kafka::producer::Producer::new(&properties.0).map_err(|e| BuildError {
-                        target: name.clone(),
-                        spool: dir.display().to_string(),
-                        source: std::io::Error::other(e),
-                    })?;
                     let template = topic.clone();
-                    let d = Delivery::start(
-                        name,
-                        "KAFKA",
-                        &dir,
-                        delivery.clone(),
-                        Box::new(move || Box::new(crate::kafka::target::MessageSink::new(producer, template))),
-                        Some(hook.clone()),
-                    )
-                    .map_err(|source| BuildError {
-                        target: name.clone(),
-                        spool: dir.display().to_string(),
-                        source,
-                    })?;
-                    Route::Network(d)
+                    let sink = crate::kafka::producer::Producer::new(&properties.0).map(|producer| {
+                        Box::new(move || -> Box<dyn delivery::Sink<Message>> {
+                            Box::new(crate::kafka::target::MessageSink::new(producer, template))
+                        }) as SinkMaker
+                    });
+                    network(name, "KAFKA", spool_root, delivery, &hook, sink)?
                 }
             };
             targets.push(Target { name: name.clone(), filter: filter.clone(), route });
@@ -250,6 +224,27 @@ fn state_hook(node_id: String) -> delivery::StateHook {
         let msg = Message { topic, level, routing_key: None, event_id, text: body.to_string().into() };
         let _ = std::thread::Builder::new().name("audit-state".into()).spawn(move || send(msg));
     })
+}
+
+/// Builds a network target's sink on its worker thread.
+type SinkMaker = Box<dyn FnOnce() -> Box<dyn delivery::Sink<Message>> + Send>;
+
+/// Starts a network target: its spool under `spool_root/<name>/`, its
+/// worker with the sink `make_sink` builds (or the error of creating it).
+fn network(
+    name: &str,
+    kind: &'static str,
+    spool_root: &Path,
+    settings: &config::DeliverySettings,
+    hook: &delivery::StateHook,
+    make_sink: Result<SinkMaker, String>,
+) -> Result<Route, BuildError> {
+    let dir = spool_root.join(name);
+    let failed =
+        |source: std::io::Error| BuildError { target: name.to_owned(), spool: dir.display().to_string(), source };
+    let make_sink = make_sink.map_err(|e| failed(std::io::Error::other(e)))?;
+    let d = Delivery::start(name, kind, &dir, settings.clone(), make_sink, Some(hook.clone())).map_err(failed)?;
+    Ok(Route::Network(d))
 }
 
 static GLOBAL: OnceLock<Dispatcher> = OnceLock::new();

@@ -16,9 +16,7 @@ use log4rs::encode::Encode;
 use log4rs::encode::writer::simple::SimpleWriter;
 use serde::Deserialize;
 
-use super::producer::Producer;
-use super::record::{KafkaRecord, RecordSink};
-use crate::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
+use super::record::KafkaRecord;
 use crate::dispatch::delivery::Delivery;
 
 /// Appender deliveries to drain at stop.
@@ -66,21 +64,9 @@ impl KafkaAppender {
         encoder: Box<dyn Encode>,
         spool_dir: &Path,
     ) -> Result<KafkaAppender, String> {
-        let producer = Producer::new(properties).map_err(|e| format!("appender {name}: {e}"))?;
-        let settings = DeliverySettings {
-            on_full: OnFull::Block,
-            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-        };
-        let delivery = Delivery::start(
-            &format!("kafka-appender-{name}"),
-            "KAFKA_APPENDER",
-            spool_dir,
-            settings,
-            Box::new(move || Box::new(RecordSink::new(producer))),
-            None,
-        )
-        .map_err(|e| format!("appender {name}: cannot open its spool {}: {e}", spool_dir.display()))?;
+        let delivery =
+            super::record::start_delivery(&format!("kafka-appender-{name}"), "KAFKA_APPENDER", properties, spool_dir)
+                .map_err(|e| format!("appender {name}: {e}"))?;
         let delivery = Arc::new(delivery);
         STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::downgrade(&delivery));
         Ok(KafkaAppender { topic: topic.to_owned(), encoder, delivery })

@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::producer::{Outgoing, Producer};
-use crate::dispatch::delivery::{Record, Sink};
+use crate::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
+use crate::dispatch::delivery::{Delivery, Record, Sink};
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,27 @@ impl Record for KafkaRecord {
     fn droppable(&self) -> bool {
         false
     }
+}
+
+/// Starts a delivery queue of plain records (onFull BLOCK, default spool cap
+/// and queue) producing with `properties`, spooling under `spool_dir`.
+///
+/// # Errors
+/// A bad property, or a spool that cannot be opened.
+pub fn start_delivery(
+    name: &str,
+    kind: &'static str,
+    properties: &[(String, String)],
+    spool_dir: &std::path::Path,
+) -> Result<Delivery<KafkaRecord>, String> {
+    let producer = Producer::new(properties)?;
+    let settings = DeliverySettings {
+        on_full: OnFull::Block,
+        spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+        queue_capacity: DEFAULT_QUEUE_CAPACITY,
+    };
+    Delivery::start(name, kind, spool_dir, settings, Box::new(move || Box::new(RecordSink::new(producer))), None)
+        .map_err(|e| format!("cannot open the spool {}: {e}", spool_dir.display()))
 }
 
 /// Produces [`KafkaRecord`]s.
