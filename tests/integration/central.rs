@@ -156,12 +156,13 @@ async fn two_nodes_queries_reach_the_event_server_once_through_an_outage_and_a_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_takes_exactly_the_messages_its_filters_select() {
-    let es = EventServer::new(json!({}));
+    // The event server requires a key: the node sends the target's authKey.
+    let es = EventServer::new(json!({"auth": {"required": true, "keys": ["node-key-123456"]}}));
     es.start();
     let dir = data_dir();
     set_routing_key(dir.path(), "kinds", "kinds-prod");
     set_routing_key(dir.path(), "ab", "ab-prod");
-    let target = json!({"type": "EVENT_SERVER", "name": "central", "url": es.url(),
+    let target = json!({"type": "EVENT_SERVER", "name": "central", "url": es.url(), "authKey": "node-key-123456",
         "topicsFiltering": "SELECTED", "topics": ["apinode-query", "authfail"],
         "routingKeysFiltering": "SELECTED", "routingKeys": ["kinds-prod"]});
     let settings = json!({"nodeId": "filtered", "auditLog": {"settings": {"targets": [{"type": "LOG4J"}, target]}}});
@@ -192,6 +193,8 @@ async fn a_target_takes_exactly_the_messages_its_filters_select() {
     let queries = node.audit_lines("queries").join("\n");
     assert_eq!(queries.matches("\"routingKey\":\"ab-prod\"").count(), 5, "the ab queries are in the local file");
     assert_eq!(node.audit_lines("auth").len(), 5, "the auth failures are in the local file");
+    let log = std::fs::read_to_string(node.dir.path().join("run/apimain.log")).expect("log");
+    assert!(!log.contains("node-key-123456"), "the target's key is never logged");
 }
 
 #[test]

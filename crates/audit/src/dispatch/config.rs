@@ -31,6 +31,16 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+/// A credential: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// What a target does when its spool is at its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFull {
@@ -89,7 +99,7 @@ pub enum TargetKind {
         /// Base URL (`http://host:port`); messages are posted to `<url>/events`.
         url: String,
         /// Sent as `Authorization: Bearer <key>`.
-        auth_key: Option<String>,
+        auth_key: Option<Secret>,
         /// Routing key source.
         routing_key_mode: RoutingKeyMode,
         /// Queue, spool and onFull.
@@ -310,7 +320,7 @@ fn event_server(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut C
     };
     let auth_key = match t.get("authKey") {
         None | Some(Value::Null) => None,
-        Some(Value::String(k)) if !k.is_empty() => Some(k.clone()),
+        Some(Value::String(k)) if !k.is_empty() => Some(Secret(k.clone())),
         Some(_) => {
             ctx.push(format!("{path}.authKey"), "must be a non-empty string");
             None
@@ -446,7 +456,10 @@ mod tests {
         let s = parse(Some(&v), &crate::kafka::Connections::new()).expect("valid");
         assert_eq!(s.cru_interval, Duration::from_secs(5));
         assert_eq!(s.targets[0].name, "log4j-0");
-        let TargetKind::EventServer { url, delivery, .. } = &s.targets[1].kind else { panic!("event server") };
+        let TargetKind::EventServer { url, delivery, auth_key, .. } = &s.targets[1].kind else {
+            panic!("event server")
+        };
+        assert_eq!(format!("{auth_key:?}"), "Some(Secret(***))", "the key is never printed");
         assert_eq!(
             (url.as_str(), delivery.on_full, delivery.spool_max_bytes),
             ("http://127.0.0.1:10000", OnFull::Drop, 1 << 20)

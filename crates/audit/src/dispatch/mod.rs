@@ -88,7 +88,8 @@ impl Dispatcher {
             let route = match kind {
                 TargetKind::Log4j => Route::Log4j,
                 TargetKind::EventServer { url, auth_key, routing_key_mode, delivery } => {
-                    let (url, key, mode) = (url.clone(), auth_key.clone(), routing_key_mode.clone());
+                    let (url, mode) = (url.clone(), routing_key_mode.clone());
+                    let key = auth_key.as_ref().map(|k| k.0.clone());
                     let sink =
                         move || -> Box<dyn delivery::Sink<Message>> { Box::new(EventServerSink::new(&url, key, mode)) };
                     network(name, "EVENT_SERVER", spool_root, delivery, &hook, Ok(Box::new(sink)))?
