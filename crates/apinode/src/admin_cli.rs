@@ -378,8 +378,7 @@ fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Re
         r.extend(d);
     }
     let user = whoami();
-    let record =
-        crate::audit_log::generic(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, Some(&user), extra);
+    let record = audit::Message::event(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, Some(&user), extra);
     // Offline changes are written to this machine's log4j loggers only: the
     // node's network targets are not started by the CLI (their spools belong
     // to the running node).

@@ -12,7 +12,6 @@
 use std::net::IpAddr;
 
 use audit::{EventId, Message, RoutingKey, Topic};
-use chrono::SecondsFormat;
 use log::Level;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -25,7 +24,7 @@ use crate::scoring::Timing;
 pub const FAILED_BODY_LIMIT: usize = 4096;
 
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    audit::message::timestamp()
 }
 
 /// Sends a message of `topic` whose body is `record` (carrying `event_id`).
@@ -322,32 +321,5 @@ pub fn admin_message(node_id: &str, call: &crate::admin::AdminCall, msg_type: &s
     if let (Some(e), Value::Object(d)) = (extra.as_object_mut(), details) {
         e.extend(d);
     }
-    generic(Topic::Generic, Level::Info, node_id, msg_type, Some(call.user()), extra)
-}
-
-/// A message of the node itself (start, stop, resource usage, drops): the
-/// common fields, then `details`' fields.
-pub fn generic(
-    topic: Topic,
-    level: Level,
-    node_id: &str,
-    msg_type: &str,
-    auth_user: Option<&str>,
-    details: Value,
-) -> Message {
-    let event_id = EventId::generate();
-    let mut record = serde_json::json!({
-        "topic": topic.as_str(),
-        "msgType": msg_type,
-        "eventId": event_id.as_str(),
-        "timestamp": now(),
-        "nodeId": node_id,
-    });
-    if let (Some(r), Some(user)) = (record.as_object_mut(), auth_user) {
-        r.insert("authUser".into(), Value::String(user.to_owned()));
-    }
-    if let (Some(r), Value::Object(d)) = (record.as_object_mut(), details) {
-        r.extend(d);
-    }
-    Message { topic, level, routing_key: None, event_id, text: record.to_string().into() }
+    Message::event(Topic::Generic, Level::Info, node_id, msg_type, Some(call.user()), extra)
 }

@@ -171,7 +171,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     log::info!("Listening on {bound}");
     let node_id = node.config.node_id.clone();
     let lifecycle = |msg_type: &str, details: serde_json::Value| {
-        crate::audit_log::generic(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, None, details)
+        audit::Message::event(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, None, details)
     };
     dispatcher.send(lifecycle(
         "node-start",

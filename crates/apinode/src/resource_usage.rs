@@ -104,7 +104,7 @@ pub fn message(node: &Node, period: &mut Period, started_at: &str, complete: boo
     period.started = Some(now);
     period.per_service = usage;
     let msg_type = if complete { "compute-resource-usage-complete" } else { "compute-resource-usage-update" };
-    audit_log::generic(Topic::ComputeResourceUsage, Level::Info, &node.config.node_id, msg_type, None, details)
+    audit::Message::event(Topic::ComputeResourceUsage, Level::Info, &node.config.node_id, msg_type, None, details)
 }
 
 /// A `generic-failure` message when audit messages were dropped since the
@@ -115,7 +115,7 @@ pub fn drops_message(node: &Node, period: &mut Period) -> Option<audit::Message>
     period.dropped = dropped;
     (new > 0).then(|| {
         log::error!("{new} audit messages were dropped because a target's spool was full (onFull: DROP)");
-        audit_log::generic(
+        audit::Message::event(
             Topic::GenericFailure,
             Level::Error,
             &node.config.node_id,

@@ -94,6 +94,41 @@ pub struct Message {
     pub text: Arc<str>,
 }
 
+/// The time of a message: RFC 3339, UTC, milliseconds.
+pub fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Message {
+    /// A message of the node itself (start, stop, resource usage, target
+    /// outages, admin changes): `topic`, `msgType`, `eventId`, `timestamp`,
+    /// `nodeId`, `authUser` when known, then the fields of `details`.
+    pub fn event(
+        topic: Topic,
+        level: Level,
+        node_id: &str,
+        msg_type: &str,
+        auth_user: Option<&str>,
+        details: serde_json::Value,
+    ) -> Message {
+        let event_id = EventId::generate();
+        let mut body = serde_json::Map::new();
+        body.insert("topic".into(), topic.as_str().into());
+        body.insert("msgType".into(), msg_type.into());
+        body.insert("eventId".into(), event_id.as_str().into());
+        body.insert("timestamp".into(), timestamp().into());
+        body.insert("nodeId".into(), node_id.into());
+        if let Some(user) = auth_user {
+            body.insert("authUser".into(), user.into());
+        }
+        if let serde_json::Value::Object(d) = details {
+            body.extend(d);
+        }
+        let text = serde_json::Value::Object(body).to_string();
+        Message { topic, level, routing_key: None, event_id, text: text.into() }
+    }
+}
+
 /// A spooled line that is not a message this node wrote.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not an audit message: {0}")]

@@ -68,6 +68,12 @@ impl Topic {
         }
     }
 
+    /// Whether onFull DROP may drop messages of this topic when a spool is
+    /// full (audit.md: only queries and calls).
+    pub fn droppable(self) -> bool {
+        matches!(self, Topic::ApinodeQuery | Topic::ApiCalls)
+    }
+
     /// The dotted log4j logger of the LOG4J target.
     pub fn logger(self) -> &'static str {
         match self {

@@ -51,13 +51,6 @@ pub enum OnFull {
     Drop,
 }
 
-impl OnFull {
-    /// Whether a message of `topic` may be dropped under this policy.
-    pub fn drops(self, topic: Topic) -> bool {
-        self == OnFull::Drop && matches!(topic, Topic::ApinodeQuery | Topic::ApiCalls)
-    }
-}
-
 /// Where an EVENT_SERVER target takes the routing key from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingKeyMode {
@@ -385,9 +378,8 @@ fn delivery(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) 
     let on_full = match t.get("onFull").and_then(Value::as_str) {
         None | Some("BLOCK") => OnFull::Block,
         Some("DROP") => {
-            let droppable = [Topic::ApinodeQuery, Topic::ApiCalls];
             if let Some(topics) = &filter.topics
-                && topics.iter().all(|t| !droppable.contains(t))
+                && !topics.iter().any(|t| t.droppable())
             {
                 ctx.push(
                     format!("{path}.onFull"),

@@ -60,7 +60,7 @@ impl Record for Message {
         Message::from_line(line).map_err(|e| e.to_string())
     }
     fn droppable(&self) -> bool {
-        OnFull::Drop.drops(self.topic)
+        self.topic.droppable()
     }
 }
 

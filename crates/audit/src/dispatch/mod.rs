@@ -206,23 +206,24 @@ impl Dispatcher {
 /// not wait on its own queue (a full spool under BLOCK would never drain).
 fn state_hook(node_id: String) -> delivery::StateHook {
     std::sync::Arc::new(move |target: &str, error: Option<&str>| {
-        let event_id = crate::EventId::generate();
-        let (topic, msg_type, level) = match error {
-            Some(_) => (Topic::GenericFailure, "audit-target-down", log::Level::Warn),
-            None => (Topic::Generic, "audit-target-up", log::Level::Info),
+        let msg = match error {
+            Some(e) => Message::event(
+                Topic::GenericFailure,
+                log::Level::Warn,
+                &node_id,
+                "audit-target-down",
+                None,
+                serde_json::json!({"target": target, "error": e}),
+            ),
+            None => Message::event(
+                Topic::Generic,
+                log::Level::Info,
+                &node_id,
+                "audit-target-up",
+                None,
+                serde_json::json!({"target": target}),
+            ),
         };
-        let mut body = serde_json::json!({
-            "topic": topic.as_str(),
-            "msgType": msg_type,
-            "eventId": event_id.as_str(),
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "nodeId": node_id,
-            "target": target,
-        });
-        if let (Some(e), Some(b)) = (error, body.as_object_mut()) {
-            b.insert("error".into(), Value::String(e.to_owned()));
-        }
-        let msg = Message { topic, level, routing_key: None, event_id, text: body.to_string().into() };
         let _ = std::thread::Builder::new().name("audit-state".into()).spawn(move || send(msg));
     })
 }

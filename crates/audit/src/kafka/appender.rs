@@ -14,7 +14,6 @@ use std::time::Instant;
 use log4rs::append::Append;
 use log4rs::encode::Encode;
 use log4rs::encode::writer::simple::SimpleWriter;
-use serde::Deserialize;
 
 use super::record::KafkaRecord;
 use crate::dispatch::delivery::Delivery;
@@ -73,13 +72,6 @@ impl KafkaAppender {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceOf<'a> {
-    #[serde(default, borrow)]
-    service_id: Option<&'a str>,
-}
-
 impl Append for KafkaAppender {
     fn append(&self, record: &log::Record<'_>) -> anyhow::Result<()> {
         let mut out = SimpleWriter(Vec::with_capacity(512));
@@ -89,8 +81,7 @@ impl Append for KafkaAppender {
             value.pop();
         }
         let key = if record.target().ends_with("::queries") || record.target().ends_with(".queries") {
-            let message = record.args().to_string();
-            serde_json::from_str::<ServiceOf<'_>>(&message).ok().and_then(|s| s.service_id.map(str::to_owned))
+            super::target::service_id(&record.args().to_string())
         } else {
             None
         };

@@ -22,8 +22,9 @@ use serde_json::Value;
 pub type Connections = BTreeMap<String, Vec<(String, String)>>;
 
 /// Reads `kafkaConnections`: `{"main": {"bootstrap.servers": "host:9092", ...}}`.
-/// Each connection is checked by creating a producer for it, so a bad broker
-/// list or an unknown property stops the node at start.
+/// Each connection's properties are checked as librdkafka reads them
+/// (without creating a client), so a bad broker list or an unknown property
+/// stops the node at start.
 ///
 /// # Errors
 /// Every problem, as (path, message).
@@ -49,8 +50,8 @@ pub fn parse_connections(value: Option<&Value>) -> Result<Connections, Vec<(Stri
                 _ => problems.push((format!("{path}.{k}"), "must be a string, number or boolean".into())),
             }
         }
-        match producer::Producer::new(&list) {
-            Ok(_) => {
+        match producer::check(&list) {
+            Ok(()) => {
                 out.insert(name.clone(), list);
             }
             Err(e) => problems.push((path, e)),

@@ -143,16 +143,27 @@ pub fn check_brokers(list: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a connection's properties without creating a client (no thread,
+/// no connection): the broker list, and every name and value as librdkafka
+/// reads them.
+///
+/// # Errors
+/// A bad broker list, an unknown property, a bad value.
+pub fn check(properties: &[(String, String)]) -> Result<(), String> {
+    match properties.iter().find(|(k, _)| k == "bootstrap.servers" || k == "metadata.broker.list") {
+        Some((_, v)) => check_brokers(v)?,
+        None => return Err("bootstrap.servers is required".into()),
+    }
+    client_config(properties).create_native_config().map(drop).map_err(|e| e.to_string())
+}
+
 impl Producer {
     /// Creates the producer (librdkafka checks every property name and value).
     ///
     /// # Errors
     /// A bad broker list, an unknown property, a bad value.
     pub fn new(properties: &[(String, String)]) -> Result<Producer, String> {
-        match properties.iter().find(|(k, _)| k == "bootstrap.servers" || k == "metadata.broker.list") {
-            Some((_, v)) => check_brokers(v)?,
-            None => return Err("bootstrap.servers is required".into()),
-        }
+        check(properties)?;
         let config = client_config(properties);
         let inner: BaseProducer<Ctx> = config.create_with_context(Ctx::default()).map_err(|e| e.to_string())?;
         let timeout_ms = config.get("message.timeout.ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(10_000);

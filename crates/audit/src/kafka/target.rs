@@ -107,12 +107,17 @@ impl MessageSink {
     }
 }
 
+/// The `serviceId` of a JSON message, if it has one.
+pub fn service_id(text: &str) -> Option<String> {
+    serde_json::from_str::<ServiceOf<'_>>(text).ok().and_then(|s| s.service_id.map(str::to_owned))
+}
+
 /// The record key of a message: its routing key, else its `serviceId`.
 pub fn record_key(message: &Message) -> Option<String> {
-    if let Some(k) = &message.routing_key {
-        return Some(k.as_str().to_owned());
+    match &message.routing_key {
+        Some(k) => Some(k.as_str().to_owned()),
+        None => service_id(&message.text),
     }
-    serde_json::from_str::<ServiceOf<'_>>(&message.text).ok().and_then(|s| s.service_id.map(str::to_owned))
 }
 
 impl Sink<Message> for MessageSink {
