@@ -11,6 +11,6 @@ fn main() -> anyhow::Result<()> {
     let overrides = apinode::config::Overrides { port: args.port };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime
-        .block_on(apinode::node::run(&data_dir, &env, overrides))
+        .block_on(apinode::server::run(&data_dir, &env, overrides))
         .with_context(|| format!("apinode on {}", data_dir.display()))
 }

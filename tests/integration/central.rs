@@ -1,4 +1,4 @@
-//! Centralising the audit of many nodes (audit.md "Targets", "Delivery",
+//! Centralising the audit of many nodes (docs/audit.md "Targets", "Delivery",
 //! "Event server"), with real processes on 127.0.0.1: nodes started by
 //! `bin/dss`, an event server by `bin/eventserver`. Every query of two nodes
 //! reaches the event server exactly once, through an outage of the event

@@ -48,7 +48,8 @@ fn folders_that_are_not_service_ids_are_skipped_and_missing_files_reported() {
 async fn the_shipped_sample_services_answer() {
     use std::sync::Arc;
 
-    use apinode::node::{Node, RunningNode};
+    use apinode::server::RunningNode;
+    use apinode::state::Node;
     use serde_json::json;
 
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -59,7 +60,8 @@ async fn the_shipped_sample_services_answer() {
         assert_eq!(service.start_aborted_reason, None, "{id}");
         assert!(service.enabled && service.mapping.is_active(), "{id} is enabled and mapped");
     }
-    let node = Arc::new(Node::load(repo, Default::default()).expect("node"));
+    let (audit, _memory) = audit::AuditRuntime::in_memory("test-node");
+    let node = Arc::new(Node::load(repo, Default::default(), audit).expect("node"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = RunningNode::spawn(listener, node).expect("spawn");
     let client = reqwest::Client::new();

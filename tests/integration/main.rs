@@ -5,9 +5,11 @@
 mod admin;
 mod admin_cli;
 mod audit_files;
+mod audit_records;
 mod central;
 mod common;
 mod compat;
+mod dead_letter;
 mod dispatch;
 mod dss;
 mod errors;

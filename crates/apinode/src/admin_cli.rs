@@ -369,7 +369,9 @@ fn offline_keys(data_dir: &Path) -> anyhow::Result<Value> {
 /// waits for the record to be on disk, as the node does.
 fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let guard = crate::logging::init(data_dir, &env).context("starting the logging configuration")?;
+    let registry = audit::appender::AppenderRegistry::new();
+    let (writer, guard) =
+        crate::logging::init(data_dir, &env, &registry).context("starting the logging configuration")?;
     let node_id = crate::config::ServerConfig::load(data_dir, &env, crate::config::Overrides::default())
         .map(|c| c.node_id)
         .unwrap_or_else(|_| crate::config::ServerConfig::default().node_id);
@@ -382,7 +384,7 @@ fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Re
     // Offline changes are written to this machine's log4j loggers only: the
     // node's network targets are not started by the CLI (their spools belong
     // to the running node).
-    let written = audit::writer::emit_confirmed(record.topic.target(), record.level, record.text.to_string());
+    let written = writer.emit_confirmed(record.topic.target(), record.level, record.text.clone());
     guard.shutdown();
     written.context("the admin audit record could not be written; the change was not made")
 }

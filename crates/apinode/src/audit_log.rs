@@ -1,13 +1,14 @@
-//! The node's audit messages, built from what a request did and handed to the
-//! audit dispatcher (`audit::dispatch::send`) without waiting on any I/O: one
-//! `prediction-query` per scored record (topic `apinode-query`, with the
-//! service's routing key), `prediction-failure` for a prediction request
-//! refused as a whole (`generic-failure`), `authfail`, `api-call`
-//! (`apicalls`, built only when some target takes it), admin changes and
-//! node start and stop (`generic`). Every body carries `topic`, `msgType`,
-//! `eventId`, `timestamp`, `nodeId` and, where a caller is known, `authUser`;
-//! key ids and labels, never a secret or an `Authorization` header. This
-//! module shapes messages; it does not decide when a request succeeded.
+//! The node's audit messages, built from what a request did (docs/audit.md
+//! "Messages"): one `prediction-query` per scored record (topic
+//! `apinode-query`, with the service's routing key), `prediction-failure`
+//! for a prediction request refused as a whole (`generic-failure`),
+//! `authfail`, `api-call` (`apicalls`, built only when some target takes
+//! it), admin changes and node start and stop (`generic`). Every body
+//! carries `topic`, `msgType`, `eventId`, `timestamp`, `nodeId` and, where a
+//! caller is known, `authUser`; key ids and labels, never a secret or an
+//! `Authorization` header. This module only shapes messages: callers hand
+//! them to the audit runtime (`Node::record`), and decide when a request
+//! succeeded.
 
 use std::net::IpAddr;
 
@@ -16,7 +17,7 @@ use log::Level;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::auth::Caller;
+use crate::auth::Principal;
 use crate::ids::RequestId;
 use crate::scoring::Timing;
 
@@ -27,17 +28,16 @@ pub(crate) fn now() -> String {
     audit::message::timestamp()
 }
 
-/// Sends a message of `topic` whose body is `record` (carrying `event_id`).
-fn emit<T: Serialize>(topic: Topic, level: Level, event_id: EventId, record: &T) {
-    match serde_json::to_string(record) {
-        Ok(text) => audit::dispatch::send(Message { topic, level, routing_key: None, event_id, text: text.into() }),
-        Err(e) => log::error!("An audit message of topic {topic} could not be serialised: {e}"),
-    }
-}
-
-/// Whether some audit target takes messages of `topic`.
-pub fn wanted(topic: Topic) -> bool {
-    audit::dispatch::wants(topic)
+/// A message of `topic` whose body is `record` (carrying `event_id`).
+fn message<T: Serialize>(topic: Topic, level: Level, event_id: EventId, record: &T) -> Message {
+    let text = serde_json::to_string(record).unwrap_or_else(|e| {
+        // Not possible for these records (plain fields, string keys); kept
+        // as a record of the failure rather than a silent loss.
+        log::error!("An audit message of topic {topic} could not be serialised: {e}");
+        serde_json::json!({"topic": topic.as_str(), "eventId": event_id.as_str(), "serialisationError": e.to_string()})
+            .to_string()
+    });
+    Message { topic, level, routing_key: None, event_id, text: text.into() }
 }
 
 /// The key of a caller as written in records.
@@ -48,15 +48,15 @@ struct AuthRef<'a> {
     label: Option<&'a str>,
 }
 
-impl<'a> From<&'a Caller> for AuthRef<'a> {
-    fn from(c: &'a Caller) -> Self {
+impl<'a> From<&'a Principal> for AuthRef<'a> {
+    fn from(c: &'a Principal) -> Self {
         AuthRef { key_id: &c.key_id, label: c.label.as_deref() }
     }
 }
 
 /// `authUser`: the caller's key label, or its id.
-fn auth_user(c: Option<&Caller>) -> Option<&str> {
-    c.map(|c| c.label.as_deref().unwrap_or(&c.key_id))
+fn auth_user(c: Option<&Principal>) -> Option<&str> {
+    c.map(Principal::user)
 }
 
 /// What every record of one prediction call shares.
@@ -73,7 +73,7 @@ pub struct CallInfo<'a> {
     /// The endpoint asked for.
     pub endpoint_id: &'a str,
     /// The caller's key, when it used one.
-    pub caller: Option<&'a Caller>,
+    pub caller: Option<&'a Principal>,
 }
 
 /// The scoring side of one record.
@@ -183,10 +183,14 @@ struct FailureRecord<'a> {
 }
 
 /// A prediction request refused as a whole, with its body cut to 4 KiB.
-pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str, body: &[u8]) {
-    let cut = body.len().min(FAILED_BODY_LIMIT);
+pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str, body: &[u8]) -> Message {
+    let mut cut = body.len().min(FAILED_BODY_LIMIT);
+    // Cut on a character boundary when the body is UTF-8.
+    while cut > 0 && cut < body.len() && (body[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
     let event_id = EventId::generate();
-    emit(
+    message(
         Topic::GenericFailure,
         Level::Warn,
         event_id.clone(),
@@ -208,7 +212,7 @@ pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str,
             body: String::from_utf8_lossy(&body[..cut]).into_owned(),
             body_truncated: body.len() > cut,
         },
-    );
+    )
 }
 
 #[derive(Serialize)]
@@ -237,11 +241,11 @@ pub fn auth_failure(
     method: &str,
     path: &str,
     reason: &str,
-    message: &str,
+    message_text: &str,
     key_id: Option<&str>,
-) {
+) -> Message {
     let event_id = EventId::generate();
-    emit(
+    message(
         Topic::AuthFail,
         Level::Warn,
         event_id.clone(),
@@ -255,11 +259,11 @@ pub fn auth_failure(
             method,
             path,
             reason,
-            message,
+            message: message_text,
             auth_user: key_id,
             key_id,
         },
-    );
+    )
 }
 
 #[derive(Serialize)]
@@ -281,7 +285,6 @@ struct CallRecord<'a> {
 }
 
 /// One HTTP call (only when `dku.apinode.audit.allcalls` is on).
-#[allow(clippy::too_many_arguments)]
 pub fn api_call(
     node_id: &str,
     method: &str,
@@ -290,9 +293,9 @@ pub fn api_call(
     duration_us: u64,
     client_ip: IpAddr,
     key_id: Option<&str>,
-) {
+) -> Message {
     let event_id = EventId::generate();
-    emit(
+    message(
         Topic::ApiCalls,
         Level::Info,
         event_id.clone(),
@@ -310,16 +313,21 @@ pub fn api_call(
             auth_user: key_id,
             key_id,
         },
-    );
+    )
 }
 
 /// The admin audit message of a change: who (key id and label, never the
 /// secret), from where, what (`msg_type`) and its details.
-pub fn admin_message(node_id: &str, call: &crate::admin::AdminCall, msg_type: &str, details: Value) -> Message {
-    let auth = serde_json::json!({"keyId": call.who.id, "label": call.who.label});
-    let mut extra = serde_json::json!({"auth": auth, "clientIp": call.client_ip});
+pub fn admin_message(node_id: &str, who: &Principal, client_ip: IpAddr, msg_type: &str, details: Value) -> Message {
+    let auth = serde_json::json!({"keyId": who.key_id, "label": who.label});
+    let mut extra = serde_json::json!({"auth": auth, "clientIp": client_ip});
     if let (Some(e), Value::Object(d)) = (extra.as_object_mut(), details) {
         e.extend(d);
     }
-    Message::event(Topic::Generic, Level::Info, node_id, msg_type, Some(call.user()), extra)
+    Message::event(Topic::Generic, Level::Info, node_id, msg_type, Some(who.user()), extra)
+}
+
+/// A message of the node itself on `generic` (node start and stop).
+pub fn node_event(node_id: &str, msg_type: &str, details: Value) -> Message {
+    Message::event(Topic::Generic, Level::Info, node_id, msg_type, None, details)
 }

@@ -21,18 +21,29 @@ pub struct UserKey {
     digest: [u8; 32],
 }
 
-/// Who called, as audit records name them: a key's id and label.
+/// Who called, as audit records name them: the id and label of the key
+/// (a user API key of a service, or an admin key), never its secret. The
+/// one "who" of the node: prediction calls, admin calls and audit records
+/// all use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
+pub struct Principal {
     /// The key's public id.
     pub key_id: String,
     /// The key's label.
     pub label: Option<String>,
 }
 
-impl From<&UserKey> for Caller {
+impl Principal {
+    /// The name audit messages give the caller (`authUser`): the key's
+    /// label, else its id.
+    pub fn user(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.key_id)
+    }
+}
+
+impl From<&UserKey> for Principal {
     fn from(k: &UserKey) -> Self {
-        Caller { key_id: k.id.clone(), label: k.label.clone() }
+        Principal { key_id: k.id.clone(), label: k.label.clone() }
     }
 }
 

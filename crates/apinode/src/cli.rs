@@ -1,5 +1,5 @@
 //! The `apinode` command line: where the data directory is and which port to
-//! use. It parses arguments only; `node::run` does the work.
+//! use. It parses arguments only; `server::run` does the work.
 
 use std::path::PathBuf;
 

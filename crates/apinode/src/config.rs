@@ -86,7 +86,7 @@ fn entity_audit(value: &Value, kafka: &audit::kafka::Connections, problems: &mut
         match (k.as_str(), v) {
             ("enabled", Value::Bool(b)) => e.enabled = *b,
             ("topic", Value::String(t))
-                if audit::kafka::target::TopicTemplate::parse(t).is_ok() && !t.contains('$') =>
+                if audit::kafka::config::TopicTemplate::parse(t).is_ok() && !t.contains('$') =>
             {
                 e.topic = t.clone();
             }

@@ -3,21 +3,14 @@
 //! "payload"}` on `dku.apinode.audit.entity`. Services are APPLICATIONs,
 //! generations ARTIFACTs, endpoints PROGRAMs, and a service's recent queries
 //! a DATASET. METADATA_CHANGE payloads carry `previous`, `additions` and
-//! `deletions` in CDAP's USER / SYSTEM scopes. With `audit.enabled` and a
-//! Kafka connection, the same messages also go to the Kafka topic
-//! `audit.topic`, keyed by service id so that a service's entities keep
-//! their order, through a delivery queue with its spool
-//! (`run/spool/entity-audit/`). This module shapes messages; callers decide
-//! when an entity changed.
+//! `deletions` in CDAP's USER / SYSTEM scopes (docs/audit.md "Entity
+//! audit"). This module shapes messages; callers decide when an entity
+//! changed, and the audit runtime publishes them (the logger, and Kafka's
+//! `audit.topic` keyed by service id when configured).
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::OnceLock;
 
-use audit::dispatch::delivery::Delivery;
-use audit::kafka::record::KafkaRecord;
-
-use log::Level;
+use audit::runtime::EntityMessage;
 use serde_json::{Map, Value, json};
 
 /// The entity a message is about.
@@ -112,56 +105,15 @@ pub fn metadata_change(before: &Metadata, after: &Metadata) -> Value {
     })
 }
 
-/// Writes one AuditMessage (and publishes it to Kafka when configured).
-pub fn emit(entity: Entity<'_>, kind: &str, user: &str, payload: Value) {
+/// One AuditMessage, ready for the audit runtime (which writes it on
+/// `dku.apinode.audit.entity` and publishes it to Kafka when configured).
+pub fn message(entity: Entity<'_>, kind: &str, user: &str, payload: Value) -> EntityMessage {
     let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let message =
+    let text =
         json!({"version": 1, "time": time, "entityId": entity.id(), "user": user, "type": kind, "payload": payload})
             .to_string();
-    if let Some(k) = KAFKA.get() {
-        k.delivery.send(KafkaRecord {
-            topic: k.topic.clone(),
-            key: Some(entity.service().to_owned()),
-            value: message.clone(),
-            headers: vec![("type".into(), kind.to_owned())],
-        });
-    }
-    audit::writer::emit(ENTITY_TARGET, Level::Info, message);
+    EntityMessage { service: entity.service().to_owned(), kind: kind.to_owned(), text: text.into() }
 }
-
-struct KafkaPublisher {
-    delivery: Delivery<KafkaRecord>,
-    topic: String,
-}
-
-static KAFKA: OnceLock<KafkaPublisher> = OnceLock::new();
-
-/// Starts publishing entity messages to `topic` with a producer of
-/// `properties`, spooling under `spool_dir`.
-///
-/// # Errors
-/// A producer or spool that cannot start.
-pub fn start_kafka(properties: &[(String, String)], topic: &str, spool_dir: &Path) -> Result<(), String> {
-    let delivery = audit::kafka::record::start_delivery("entity-audit", "KAFKA_ENTITY_AUDIT", properties, spool_dir)?;
-    KAFKA
-        .set(KafkaPublisher { delivery, topic: topic.to_owned() })
-        .map_err(|_| "entity audit to Kafka is started already".to_owned())
-}
-
-/// Delivers (or spools) what is queued for Kafka (graceful stop).
-pub fn stop_kafka(deadline: std::time::Instant) {
-    if let Some(k) = KAFKA.get() {
-        k.delivery.shutdown(deadline);
-    }
-}
-
-/// The Kafka publisher's counters, if it runs.
-pub fn kafka_snapshot() -> Option<Value> {
-    KAFKA.get().map(|k| k.delivery.snapshot())
-}
-
-/// The log4rs target of `dku.apinode.audit.entity`.
-pub const ENTITY_TARGET: &str = "dku::apinode::audit::entity";
 
 #[cfg(test)]
 mod tests {

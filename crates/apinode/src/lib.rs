@@ -5,7 +5,8 @@
 //! [`registry`], checks the caller's key ([`auth`]), dispatches to a
 //! generation, and hands the records to [`scoring`], which runs the
 //! endpoint's [`model`]. Everything a node serves is read from its data
-//! directory at start ([`node`], [`config`]).
+//! directory at start ([`server`], [`config`]); every request handler shares
+//! the [`state::Node`], whose audit runtime records what the node does.
 //!
 //! # Layout
 //!
@@ -15,8 +16,7 @@
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
 //! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
-//! - [`audit_log`]: the node's audit messages (queries, failures, auth, calls, admin), sent
-//!   through the audit dispatcher.
+//! - [`audit_log`]: the node's audit messages (queries, failures, auth, calls, admin).
 //! - [`entity`]: CDAP entity audit messages.
 //! - [`resource_usage`]: compute-resource-usage messages, reported drops.
 //! - [`metrics`]: request counters and latency histograms.
@@ -25,7 +25,8 @@
 //! - [`http`]: the router, handlers, wire formats and the error table.
 //! - [`config`]: `config/server.json`, environment and flags.
 //! - [`logging`]: the runtime log (log4rs).
-//! - [`node`]: start, serve, stop.
+//! - [`state`]: the state every handler shares.
+//! - [`server`]: start, serve, stop (the only module that serves `http`).
 //! - [`cli`]: the `apinode` command line.
 //! - [`admin_cli`]: the `apinode-admin` command line.
 
@@ -41,9 +42,10 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod model;
-pub mod node;
 pub mod problems;
 pub mod query_ring;
 pub mod registry;
 pub mod resource_usage;
 pub mod scoring;
+pub mod server;
+pub mod state;

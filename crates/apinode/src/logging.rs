@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use audit::appender::AppenderRegistry;
 use audit::log4j::{Log4jErrors, Source, Vars};
-use audit::writer::LoggingGuard;
+use audit::writer::{LogWriter, LoggingGuard};
 
 /// The base configuration shipped with the node, used when the data
 /// directory has no `bin/log4j.properties`.
@@ -61,21 +62,26 @@ pub fn sources(data_dir: &Path) -> Result<Vec<Source>, LoggingError> {
     Ok(std::iter::once(base).chain(read(OVERRIDES_FILE)?).collect())
 }
 
-/// Translates the configuration of `data_dir` and installs it as the
-/// process's logger.
+/// Translates the configuration of `data_dir` (its appenders sharing
+/// `registry`) and installs it as the process's logger; returns the handle
+/// audit records are written with and the guard that drains it.
 ///
 /// # Errors
 /// [`LoggingError`] naming every problem.
-pub fn init(data_dir: &Path, env: &HashMap<String, String>) -> Result<LoggingGuard, LoggingError> {
+pub fn init(
+    data_dir: &Path,
+    env: &HashMap<String, String>,
+    registry: &AppenderRegistry,
+) -> Result<(LogWriter, LoggingGuard), LoggingError> {
     let vars = Vars { data_dir: data_dir.display().to_string(), env: env.clone() };
     let yaml_path = data_dir.join(YAML_FILE);
     let loaded = match std::fs::read_to_string(&yaml_path) {
-        Ok(text) => audit::log4j::yaml::load(YAML_FILE, &text, &vars),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => audit::log4j::load(&sources(data_dir)?, &vars),
+        Ok(text) => audit::log4j::yaml::load(YAML_FILE, &text, &vars, registry),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => audit::log4j::load(&sources(data_dir)?, &vars, registry),
         Err(source) => return Err(LoggingError::Read { path: yaml_path.display().to_string(), source }),
     }
     .map_err(LoggingError::Invalid)?;
-    let guard = audit::writer::install(loaded.config)?;
+    let (writer, guard) = audit::writer::install(loaded.config, registry)?;
     if yaml_path.exists() {
         log::info!("Logging configured from {YAML_FILE} (the log4j properties files are not used)");
     }
@@ -88,5 +94,5 @@ pub fn init(data_dir: &Path, env: &HashMap<String, String>) -> Result<LoggingGua
         log::logger().flush();
         previous(info);
     }));
-    Ok(guard)
+    Ok((writer, guard))
 }

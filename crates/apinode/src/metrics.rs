@@ -1,8 +1,7 @@
 //! Counters for `/admin/api/metrics`: requests, errors and a latency
 //! histogram per service and endpoint (log2 buckets of microseconds, so the
-//! percentiles are upper bounds within a factor of two), plus the audit
-//! writer's counters. Lock-free on the request path once an endpoint has
-//! been seen; no I/O.
+//! percentiles are upper bounds within a factor of two). Lock-free on the
+//! request path once an endpoint has been seen; no I/O.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,7 +123,8 @@ impl Metrics {
         self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(service);
     }
 
-    /// `{"services": {svc: {"endpoints": {ep: {...}}}}, "audit": {...}}`
+    /// `{"services": {svc: {"endpoints": {ep: {...}}}}}` (the admin route
+    /// adds the audit runtime's counters under `audit`).
     pub fn snapshot(&self) -> Value {
         let mut services = serde_json::Map::new();
         for (s, endpoints) in self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
@@ -132,22 +132,7 @@ impl Metrics {
                 endpoints.iter().map(|(e, c)| (e.clone(), c.snapshot())).collect();
             services.insert(s.clone(), json!({"endpoints": endpoints}));
         }
-        let writer = audit::writer::stats().map_or(Value::Null, |w| {
-            json!({
-                "enqueued": w.enqueued.load(Ordering::Relaxed),
-                "written": w.written.load(Ordering::Relaxed),
-                "fullWaits": w.full_waits.load(Ordering::Relaxed),
-                "appenderErrors": w.appender_errors.load(Ordering::Relaxed),
-            })
-        });
-        let mut targets = audit::dispatch::global().snapshot();
-        if let Some(t) = targets.as_object_mut() {
-            if let Some(k) = crate::entity::kafka_snapshot() {
-                t.insert("entity-audit".into(), k);
-            }
-            t.extend(audit::kafka::appender::snapshots());
-        }
-        json!({"services": services, "audit": {"writer": writer, "targets": targets}})
+        json!({"services": services})
     }
 }
 

@@ -1,4 +1,4 @@
-//! Compute resource usage (audit.md "Compute resource usage"): every period
+//! Compute resource usage (docs/audit.md "Compute resource usage"): every period
 //! (a minute unless `auditLog.computeResourceUsageIntervalSeconds` says
 //! otherwise) and once at stop, one `compute-resource-usage` message
 //! describing the node as a `LOCAL_PROCESS` (pid, start time, user and
@@ -8,14 +8,15 @@
 //! the sampling and the message shape; the dispatcher delivers it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use audit::Topic;
+use audit::{AuditRuntime, Topic};
 use log::Level;
 use serde_json::{Map, json};
 
 use crate::audit_log;
-use crate::node::Node;
+use crate::metrics::Metrics;
+use crate::state::Node;
 
 /// The kernel's clock tick for `/proc/<pid>/stat` times (`USER_HZ`, 100 on
 /// every Linux architecture this node builds for).
@@ -62,7 +63,7 @@ pub fn sample() -> ProcessSample {
 
 /// What the previous period ended with.
 #[derive(Debug, Default)]
-pub struct Period {
+struct Period {
     started: Option<String>,
     per_service: BTreeMap<String, (u64, u64)>,
     dropped: u64,
@@ -72,78 +73,99 @@ fn mb(kb: u64) -> f64 {
     (kb as f64 / 1024.0 * 10.0).round() / 10.0
 }
 
-/// The message of the period that ends now; `complete` at stop.
-pub fn message(node: &Node, period: &mut Period, started_at: &str, complete: bool) -> audit::Message {
-    let now = audit_log::now();
-    let p = sample();
-    let usage = node.metrics.usage();
-    let mut services = Map::new();
-    for (service, (requests, scoring_us)) in &usage {
-        let (r0, us0) = period.per_service.get(service).copied().unwrap_or((0, 0));
-        services.insert(
-            service.clone(),
-            json!({"requests": requests.saturating_sub(r0), "scoringCpuMs": (scoring_us.saturating_sub(us0)) / 1000}),
-        );
+/// The resource-usage reports of one node run (cheap to clone; clones share
+/// the period).
+#[derive(Debug, Clone)]
+pub struct Usage {
+    node_id: Arc<str>,
+    started_at: Arc<str>,
+    period: Arc<Mutex<Period>>,
+}
+
+impl Usage {
+    /// Reports of node `node_id`, started at `started_at` (RFC 3339).
+    pub fn new(node_id: &str, started_at: String) -> Usage {
+        Usage { node_id: node_id.into(), started_at: started_at.into(), period: Arc::default() }
     }
-    let details = json!({
-        "computeResourceUsage": {
-            "type": "LOCAL_PROCESS",
-            "localProcess": {
-                "pid": std::process::id(),
-                "startTime": started_at,
-                "cpuUserTimeMS": p.user_cpu_ms,
-                "cpuSystemTimeMS": p.system_cpu_ms,
-                "memoryRSSMB": mb(p.rss_kb),
-                "memoryPeakRSSMB": mb(p.peak_rss_kb),
+
+    /// The messages of the period that ends now: its usage (`complete` at
+    /// stop) and, when audit messages were dropped since the last period,
+    /// a `generic-failure` saying how many.
+    pub fn messages(&self, metrics: &Metrics, audit: &AuditRuntime, complete: bool) -> Vec<audit::Message> {
+        let mut p = self.period.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = vec![self.usage_message(metrics, &mut p, complete)];
+        out.extend(self.drops_message(audit, &mut p));
+        out
+    }
+
+    /// [`Usage::messages`] of the last period, at stop.
+    pub fn final_messages(&self, metrics: &Metrics, audit: &AuditRuntime) -> Vec<audit::Message> {
+        self.messages(metrics, audit, true)
+    }
+
+    fn usage_message(&self, metrics: &Metrics, period: &mut Period, complete: bool) -> audit::Message {
+        let now = audit_log::now();
+        let p = sample();
+        let usage = metrics.usage();
+        let mut services = Map::new();
+        for (service, (requests, scoring_us)) in &usage {
+            let (r0, us0) = period.per_service.get(service).copied().unwrap_or((0, 0));
+            services.insert(
+                service.clone(),
+                json!({"requests": requests.saturating_sub(r0), "scoringCpuMs": (scoring_us.saturating_sub(us0)) / 1000}),
+            );
+        }
+        let details = json!({
+            "computeResourceUsage": {
+                "type": "LOCAL_PROCESS",
+                "localProcess": {
+                    "pid": std::process::id(),
+                    "startTime": &*self.started_at,
+                    "cpuUserTimeMS": p.user_cpu_ms,
+                    "cpuSystemTimeMS": p.system_cpu_ms,
+                    "memoryRSSMB": mb(p.rss_kb),
+                    "memoryPeakRSSMB": mb(p.peak_rss_kb),
+                },
             },
-        },
-        "periodStart": period.started.clone().unwrap_or_else(|| started_at.to_owned()),
-        "periodEnd": now,
-        "services": services,
-    });
-    period.started = Some(now);
-    period.per_service = usage;
-    let msg_type = if complete { "compute-resource-usage-complete" } else { "compute-resource-usage-update" };
-    audit::Message::event(Topic::ComputeResourceUsage, Level::Info, &node.config.node_id, msg_type, None, details)
-}
+            "periodStart": period.started.clone().unwrap_or_else(|| self.started_at.to_string()),
+            "periodEnd": now,
+            "services": services,
+        });
+        period.started = Some(now);
+        period.per_service = usage;
+        let msg_type = if complete { "compute-resource-usage-complete" } else { "compute-resource-usage-update" };
+        audit::Message::event(Topic::ComputeResourceUsage, Level::Info, &self.node_id, msg_type, None, details)
+    }
 
-/// A `generic-failure` message when audit messages were dropped since the
-/// last call.
-pub fn drops_message(node: &Node, period: &mut Period) -> Option<audit::Message> {
-    let dropped = audit::dispatch::global().dropped();
-    let new = dropped.saturating_sub(period.dropped);
-    period.dropped = dropped;
-    (new > 0).then(|| {
-        log::error!("{new} audit messages were dropped because a target's spool was full (onFull: DROP)");
-        audit::Message::event(
-            Topic::GenericFailure,
-            Level::Error,
-            &node.config.node_id,
-            "audit-messages-dropped",
-            None,
-            json!({"dropped": new, "droppedSinceStart": dropped, "targets": audit::dispatch::global().snapshot()}),
-        )
-    })
-}
-
-/// Sends the period's messages every `interval` until the task is aborted.
-pub async fn run(node: Arc<Node>, period: Arc<std::sync::Mutex<Period>>, started_at: String) {
-    let interval = node.config.audit.cru_interval;
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    loop {
-        tick.tick().await;
-        let (usage, drops) = {
-            let mut p = period.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (message(&node, &mut p, &started_at, false), drops_message(&node, &mut p))
-        };
-        // Sending may wait (a BLOCK target with a full spool): off the runtime.
-        let _ = tokio::task::spawn_blocking(move || {
-            audit::dispatch::send(usage);
-            if let Some(d) = drops {
-                audit::dispatch::send(d);
-            }
+    /// A `generic-failure` message when audit messages were dropped since
+    /// the last call.
+    fn drops_message(&self, audit: &AuditRuntime, period: &mut Period) -> Option<audit::Message> {
+        let dropped = audit.dropped();
+        let new = dropped.saturating_sub(period.dropped);
+        period.dropped = dropped;
+        (new > 0).then(|| {
+            log::error!("{new} audit messages were dropped because a target's spool was full (onFull: DROP)");
+            audit::Message::event(
+                Topic::GenericFailure,
+                Level::Error,
+                &self.node_id,
+                "audit-messages-dropped",
+                None,
+                json!({"dropped": new, "droppedSinceStart": dropped, "targets": audit.snapshot()["targets"]}),
+            )
         })
-        .await;
+    }
+
+    /// Sends the period's messages every `auditLog.computeResourceUsageIntervalSeconds`
+    /// until the task is aborted.
+    pub async fn run(self, node: Arc<Node>) {
+        let interval = node.config.audit.cru_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            tick.tick().await;
+            let messages = self.messages(&node.metrics, &node.audit, false);
+            node.record(messages).await;
+        }
     }
 }
 

@@ -1,83 +1,19 @@
-//! One audit message as the dispatcher moves it: its [`Topic`], its optional
+//! One audit message as the node moves it: its [`Topic`], its optional
 //! [`RoutingKey`], its [`EventId`] and its body, a JSON object already
 //! serialised on one line (which also carries `topic`, `routingKey` and
-//! `eventId`, so that a spooled line is the whole message). Owns the
-//! identifiers' rules; it does not build bodies (the node does) or route them.
+//! `eventId`, so that a spooled line is the whole message). The identifiers
+//! themselves live in `audit-types`, shared with the event server. This
+//! module builds the node's own event bodies ([`Message::event`]) and reads
+//! spool lines back; it does not route anything.
 
-use std::fmt;
 use std::sync::Arc;
 
 use log::Level;
 use serde::Deserialize;
 
+pub use audit_types::{EventId, InvalidRoutingKey, RoutingKey, is_safe_segment};
+
 use crate::Topic;
-
-/// A routing key: 1..=128 characters of `[A-Za-z0-9._-]`, not starting with
-/// '.', because it becomes a folder name on the event server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoutingKey(Arc<str>);
-
-/// A routing key that breaks [`RoutingKey`]'s rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'")]
-pub struct InvalidRoutingKey(pub String);
-
-impl RoutingKey {
-    /// Checks `key` against the rule.
-    ///
-    /// # Errors
-    /// [`InvalidRoutingKey`] naming the key.
-    pub fn new(key: &str) -> Result<RoutingKey, InvalidRoutingKey> {
-        if is_safe_segment(key) { Ok(RoutingKey(Arc::from(key))) } else { Err(InvalidRoutingKey(key.to_owned())) }
-    }
-
-    /// The key.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RoutingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// True for a name that is safe as one folder name: 1..=128 characters of
-/// `[A-Za-z0-9._-]`, not starting with '.' (so never `.` or `..`).
-pub fn is_safe_segment(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// A message's unique id (consumers deduplicate on it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EventId(Arc<str>);
-
-impl EventId {
-    /// A new random id (32 hex digits).
-    pub fn generate() -> EventId {
-        EventId(Arc::from(uuid::Uuid::new_v4().simple().to_string()))
-    }
-
-    /// An id read back from a message.
-    pub fn from_text(id: &str) -> EventId {
-        EventId(Arc::from(id))
-    }
-
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// One audit message.
 #[derive(Debug, Clone)]
@@ -153,7 +89,7 @@ impl Message {
     /// valid `routingKey` or an `eventId`.
     pub fn from_line(line: &str) -> Result<Message, BadLine> {
         let head: Head<'_> = serde_json::from_str(line).map_err(|e| BadLine(e.to_string()))?;
-        let topic = head.topic.parse().map_err(|e: crate::topic::UnknownTopic| BadLine(e.to_string()))?;
+        let topic = head.topic.parse().map_err(|e: audit_types::UnknownTopic| BadLine(e.to_string()))?;
         let routing_key = head.routing_key.map(RoutingKey::new).transpose().map_err(|e| BadLine(e.to_string()))?;
         Ok(Message {
             topic,
@@ -170,16 +106,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routing_keys_must_be_safe_folder_names() {
-        for good in ["churn-prod", "a", "v1.2_x"] {
-            assert!(RoutingKey::new(good).is_ok(), "{good}");
-        }
-        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "sp ace", &"x".repeat(129)] {
-            assert!(RoutingKey::new(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn a_line_reads_back_as_its_message() {
         let line = r#"{"topic":"apinode-query","routingKey":"rk","eventId":"e1","x":1}"#;
         let m = Message::from_line(line).expect("valid");
@@ -189,5 +115,18 @@ mod tests {
         assert!(Message::from_line(r#"{"topic":"nope","eventId":"e"}"#).is_err());
         assert!(Message::from_line(r#"{"topic":"generic"}"#).is_err());
         assert!(Message::from_line("not json").is_err());
+    }
+
+    #[test]
+    fn node_events_carry_the_envelope_then_their_details() {
+        let m =
+            Message::event(Topic::Generic, Level::Info, "n1", "node-start", Some("ana"), serde_json::json!({"pid": 7}));
+        let v: serde_json::Value = serde_json::from_str(&m.text).expect("json");
+        assert_eq!(
+            (v["topic"].as_str(), v["nodeId"].as_str(), v["authUser"].as_str()),
+            (Some("generic"), Some("n1"), Some("ana"))
+        );
+        assert_eq!(v["eventId"].as_str(), Some(m.event_id.as_str()));
+        assert_eq!(v["pid"], 7);
     }
 }

@@ -1,18 +1,27 @@
-//! The process's logger: an [`AsyncLogger`] installed as the `log` facade's
-//! global logger, in front of a `log4rs::Logger`. A caller (a request thread)
-//! only checks the level and moves an owned record into a bounded queue; one
-//! writer thread runs log4rs (hierarchy, filters, appenders, layouts) in
-//! batches, flushing the files at most every 10 ms under load and as soon as
-//! the queue is empty otherwise. A full queue makes the
-//! caller wait rather than drop (nothing is lost; the wait is counted), and
-//! [`LoggingGuard::shutdown`] drains the queue before the process exits.
-//! Records keep the time and thread of the call through [`RecordContext`].
+//! The process's logger: an [`AsyncLogger`] in front of a
+//! `log4rs::Logger`. A caller (a request thread) only checks the level and
+//! moves an owned record into a bounded queue; one writer thread runs log4rs
+//! (hierarchy, filters, appenders, layouts) in batches, flushing the files at
+//! most every 10 ms under load and as soon as the queue is empty otherwise.
+//! A full queue makes the caller wait rather than drop (nothing is lost; the
+//! wait is counted); [`LogWriter::try_emit`] hands the record back instead,
+//! for callers on an async runtime's worker threads. [`LoggingGuard::shutdown`]
+//! drains the queue before the process exits.
+//!
+//! What stays process-global, and why: [`install`] makes the logger the
+//! `log` facade's (`log::set_boxed_logger`, once per process), because
+//! that is the only way `log::info!` calls of this and every other crate
+//! reach log4rs. Audit records do not go through the facade: the audit
+//! runtime holds a [`LogWriter`] handle. Records keep the time and thread of
+//! the call through [`RecordContext`], which the writer thread makes current
+//! in a thread-local while log4rs runs, because log4rs hands encoders a
+//! `log::Record` and nothing else.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,20 +40,13 @@ pub struct RecordContext {
     pub time: SystemTime,
 }
 
+use crate::appender::AppenderRegistry;
+
 thread_local! {
     static THREAD_NAME: Arc<str> = Arc::from(std::thread::current().name().unwrap_or("unnamed"));
+    /// The context of the record the writer thread is writing (see the
+    /// module's overview for why this is a thread-local).
     static CURRENT: RefCell<Option<RecordContext>> = const { RefCell::new(None) };
-    /// Set while the writer writes a confirmed record: appenders then flush
-    /// at once and report failures through log4rs's error handler.
-    static CONFIRMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// The first appender failure seen while confirming.
-    static CONFIRM_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// True while the writer is writing a record whose sender waits for it to
-/// be on disk: appenders must flush before returning.
-pub fn confirming() -> bool {
-    CONFIRMING.with(std::cell::Cell::get)
 }
 
 fn process_start() -> Instant {
@@ -122,9 +124,10 @@ struct Shared {
     inner: log4rs::Logger,
     tx: SyncSender<Msg>,
     stats: Arc<WriterStats>,
+    registry: AppenderRegistry,
 }
 
-/// The global logger: level checks here, writing on the writer thread.
+/// The logger: level checks here, writing on the writer thread.
 pub struct AsyncLogger {
     shared: Arc<Shared>,
 }
@@ -135,11 +138,48 @@ impl std::fmt::Debug for AsyncLogger {
     }
 }
 
-static GLOBAL: OnceLock<Arc<Shared>> = OnceLock::new();
+impl AsyncLogger {
+    /// A handle for writing audit records through this logger.
+    pub fn writer(&self) -> LogWriter {
+        LogWriter { shared: self.shared.clone() }
+    }
+}
+
+/// A handle on a running writer: what the audit runtime writes its LOG4J
+/// records with (cheap to clone).
+#[derive(Clone)]
+pub struct LogWriter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter").field("stats", &self.shared.stats).finish()
+    }
+}
 
 impl Shared {
     fn enabled(&self, level: Level, target: &str) -> bool {
         self.inner.enabled(&Metadata::builder().level(level).target(target).build())
+    }
+
+    /// Queues a record unless the queue is full.
+    fn try_send(&self, record: OwnedRecord) -> Result<(), OwnedRecord> {
+        match self.tx.try_send(Msg::Record(record)) {
+            Ok(()) => {
+                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(Msg::Record(r))) => Err(r),
+            Err(TrySendError::Disconnected(Msg::Record(r))) => {
+                // The writer has stopped (the process is exiting): write here.
+                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                write_record(&self.inner, &self.stats, r);
+                self.inner.flush();
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
     }
 
     fn send(&self, record: OwnedRecord) {
@@ -189,26 +229,6 @@ impl Log for AsyncLogger {
     }
 }
 
-/// Writes an audit record on the log4rs target `target` (a `::` path such as
-/// `dku::apinode::audit::queries`) without formatting it again: the message
-/// moves into the queue. Before [`install`] (tests), it goes through the
-/// `log` facade.
-pub fn emit(target: &'static str, level: Level, message: impl Into<Arc<str>>) {
-    match GLOBAL.get() {
-        Some(shared) => {
-            if shared.enabled(level, target) {
-                shared.send(OwnedRecord {
-                    level,
-                    target: Cow::Borrowed(target),
-                    message: message.into(),
-                    context: RecordContext::now(),
-                });
-            }
-        }
-        None => log::log!(target: target, level, "{}", message.into()),
-    }
-}
-
 /// Why a confirmed record was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfirmError {
@@ -226,49 +246,72 @@ pub enum ConfirmError {
 /// How long a confirmed write may take before it counts as failed.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Writes a record and waits until every appender that took it has written
-/// it to its file. For changes that may only happen once recorded (admin
-/// API). Blocks the calling thread (use `spawn_blocking` from async code).
-///
-/// # Errors
-/// [`ConfirmError`] when the record is not known to be written.
-pub fn emit_confirmed(target: &'static str, level: Level, message: String) -> Result<(), ConfirmError> {
-    let Some(shared) = GLOBAL.get() else {
-        // No writer (tests embedding the node): the log facade is all there is.
-        log::log!(target: target, level, "{message}");
-        return Ok(());
-    };
-    if !shared.enabled(level, target) {
-        return Err(ConfirmError::Disabled(target.replace("::", ".")));
+impl LogWriter {
+    fn record(level: Level, target: &'static str, message: Arc<str>) -> OwnedRecord {
+        OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now() }
     }
-    let (ack, done) = mpsc::channel();
-    let record = OwnedRecord {
-        level,
-        target: Cow::Borrowed(target),
-        message: Arc::from(message),
-        context: RecordContext::now(),
-    };
-    shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-    shared.tx.send(Msg::Confirmed(record, ack)).map_err(|_| ConfirmError::Unavailable)?;
-    match done.recv_timeout(CONFIRM_TIMEOUT) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ConfirmError::Appender(e)),
-        Err(_) => Err(ConfirmError::Unavailable),
-    }
-}
 
-/// True when a record of `level` on `target` would be written (lets callers
-/// skip building a record nobody wants, such as `allcalls` when it is OFF).
-pub fn enabled(target: &str, level: Level) -> bool {
-    match GLOBAL.get() {
-        Some(shared) => shared.enabled(level, target),
-        None => log::log_enabled!(target: target, level),
+    /// True when a record of `level` on `target` would be written (lets
+    /// callers skip building a record nobody wants, such as `allcalls` when
+    /// it is OFF).
+    pub fn enabled(&self, target: &str, level: Level) -> bool {
+        self.shared.enabled(level, target)
     }
-}
 
-/// Counters of the installed writer, if any.
-pub fn stats() -> Option<Arc<WriterStats>> {
-    GLOBAL.get().map(|s| s.stats.clone())
+    /// Writes an audit record on the log4rs target `target` (a `::` path
+    /// such as `dku::apinode::audit::queries`) without formatting it again:
+    /// the message moves into the queue. Waits while the queue is full:
+    /// never call it on an async runtime's worker thread.
+    pub fn emit(&self, target: &'static str, level: Level, message: Arc<str>) {
+        if self.shared.enabled(level, target) {
+            self.shared.send(Self::record(level, target, message));
+        }
+    }
+
+    /// As [`LogWriter::emit`], but never waits.
+    ///
+    /// # Errors
+    /// The message, when the queue is full.
+    pub fn try_emit(&self, target: &'static str, level: Level, message: Arc<str>) -> Result<(), Arc<str>> {
+        if !self.shared.enabled(level, target) {
+            return Ok(());
+        }
+        self.shared.try_send(Self::record(level, target, message)).map_err(|r| r.message)
+    }
+
+    /// Writes a record and waits until every appender that took it has
+    /// written it to its file. For changes that may only happen once
+    /// recorded (admin API). Blocks the calling thread (use `spawn_blocking`
+    /// from async code).
+    ///
+    /// # Errors
+    /// [`ConfirmError`] when the record is not known to be written.
+    pub fn emit_confirmed(&self, target: &'static str, level: Level, message: Arc<str>) -> Result<(), ConfirmError> {
+        if !self.shared.enabled(level, target) {
+            return Err(ConfirmError::Disabled(target.replace("::", ".")));
+        }
+        let (ack, done) = mpsc::channel();
+        self.shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .tx
+            .send(Msg::Confirmed(Self::record(level, target, message), ack))
+            .map_err(|_| ConfirmError::Unavailable)?;
+        match done.recv_timeout(CONFIRM_TIMEOUT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ConfirmError::Appender(e)),
+            Err(_) => Err(ConfirmError::Unavailable),
+        }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> Arc<WriterStats> {
+        self.shared.stats.clone()
+    }
+
+    /// The registry its appenders share.
+    pub fn registry(&self) -> &AppenderRegistry {
+        &self.shared.registry
+    }
 }
 
 /// Stops the writer thread after it has written everything queued.
@@ -310,36 +353,37 @@ pub enum InstallError {
     Thread(#[from] std::io::Error),
 }
 
-/// Installs `config` as the process's logger, behind a writer thread.
+/// Installs `config` (whose appenders share `registry`) as the process's
+/// logger, behind a writer thread, and returns the handle audit records are
+/// written with.
 ///
 /// # Errors
 /// [`InstallError`] when a logger exists or the thread cannot start.
-pub fn install(config: log4rs::Config) -> Result<LoggingGuard, InstallError> {
-    let (logger, guard) = start(config)?;
+pub fn install(config: log4rs::Config, registry: &AppenderRegistry) -> Result<(LogWriter, LoggingGuard), InstallError> {
+    let (logger, guard) = start(config, registry)?;
     let max = logger.shared.inner.max_log_level();
-    GLOBAL.set(logger.shared.clone()).map_err(|_| InstallError::AlreadyInstalled)?;
+    let writer = logger.writer();
     log::set_boxed_logger(Box::new(logger)).map_err(|_| InstallError::AlreadyInstalled)?;
     log::set_max_level(max);
-    Ok(guard)
+    Ok((writer, guard))
 }
 
 /// Starts a writer for `config` without installing it (tests, embedding).
 ///
 /// # Errors
 /// [`InstallError::Thread`] when the thread cannot start.
-pub fn start(config: log4rs::Config) -> Result<(AsyncLogger, LoggingGuard), InstallError> {
+pub fn start(config: log4rs::Config, registry: &AppenderRegistry) -> Result<(AsyncLogger, LoggingGuard), InstallError> {
     let stats = Arc::new(WriterStats::default());
-    let last_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let last_error: Mutex<Option<String>> = Mutex::new(None);
     let handler_stats = stats.clone();
+    let handler_registry = registry.clone();
     let inner = log4rs::Logger::new_with_err_handler(
         config,
         Box::new(move |e: &anyhow::Error| {
             handler_stats.appender_errors.fetch_add(1, Ordering::Relaxed);
             let message = format!("{e:#}");
-            if confirming() {
-                CONFIRM_FAILURE.with(|f| f.borrow_mut().get_or_insert_with(|| message.clone()).len());
-            }
-            let mut last = last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            handler_registry.note_failure(&message);
+            let mut last = last_error.lock().unwrap_or_else(PoisonError::into_inner);
             if last.as_deref() != Some(message.as_str()) {
                 eprintln!("apinode logging: an appender failed: {message}");
                 *last = Some(message);
@@ -347,11 +391,9 @@ pub fn start(config: log4rs::Config) -> Result<(AsyncLogger, LoggingGuard), Inst
         }),
     );
     let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-    let shared = Arc::new(Shared { inner, tx: tx.clone(), stats });
+    let shared = Arc::new(Shared { inner, tx: tx.clone(), stats, registry: registry.clone() });
     let for_thread = shared.clone();
-    let thread = std::thread::Builder::new()
-        .name("log-writer".into())
-        .spawn(move || run(&for_thread.inner, &for_thread.stats, &rx))?;
+    let thread = std::thread::Builder::new().name("log-writer".into()).spawn(move || run(&for_thread, &rx))?;
     Ok((AsyncLogger { shared }, LoggingGuard { tx, thread: Some(thread) }))
 }
 
@@ -366,7 +408,8 @@ const IDLE_AFTER: Duration = Duration::from_millis(50);
 /// whenever the queue is found empty, they are flushed at once.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 
-fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
+fn run(shared: &Shared, rx: &Receiver<Msg>) {
+    let (inner, stats) = (&shared.inner, &*shared.stats);
     let mut last_flush = Instant::now();
     let mut last_record = Instant::now();
     let mut dirty = false;
@@ -376,7 +419,7 @@ fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
         while !stop {
             match rx.try_recv() {
                 Ok(msg) => {
-                    stop = handle(inner, stats, msg);
+                    stop = handle(shared, msg);
                     got += 1;
                 }
                 Err(_) => break,
@@ -403,7 +446,7 @@ fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
         if got == 0 && last_record.elapsed() >= IDLE_AFTER {
             match rx.recv() {
                 Ok(msg) => {
-                    if handle(inner, stats, msg) {
+                    if handle(shared, msg) {
                         inner.flush();
                         return;
                     }
@@ -420,15 +463,17 @@ fn run(inner: &log4rs::Logger, stats: &WriterStats, rx: &Receiver<Msg>) {
 }
 
 /// Handles one message; true for `Stop`.
-fn handle(inner: &log4rs::Logger, stats: &WriterStats, msg: Msg) -> bool {
+fn handle(shared: &Shared, msg: Msg) -> bool {
+    let (inner, stats) = (&shared.inner, &*shared.stats);
     match msg {
         Msg::Record(record) => write_record(inner, stats, record),
         Msg::Confirmed(record, ack) => {
-            CONFIRMING.with(|c| c.set(true));
-            CONFIRM_FAILURE.with(|f| f.borrow_mut().take());
+            // Appenders flush a confirmed record at once and report their
+            // failures to the registry (through the error handler).
+            shared.registry.set_confirming(true);
             write_record(inner, stats, record);
-            CONFIRMING.with(|c| c.set(false));
-            let _ = ack.send(CONFIRM_FAILURE.with(|f| f.borrow_mut().take()).map_or(Ok(()), Err));
+            shared.registry.set_confirming(false);
+            let _ = ack.send(shared.registry.take_failure().map_or(Ok(()), Err));
         }
         Msg::Flush(ack) => {
             inner.flush();
@@ -452,14 +497,6 @@ fn write_record(inner: &log4rs::Logger, stats: &WriterStats, record: OwnedRecord
 #[doc(hidden)]
 pub mod tests_support {
     use super::{CURRENT, RecordContext};
-
-    /// Runs `f` as the writer does for a confirmed record.
-    pub fn confirming<R>(f: impl FnOnce() -> R) -> R {
-        super::CONFIRMING.with(|c| c.set(true));
-        let r = f();
-        super::CONFIRMING.with(|c| c.set(false));
-        r
-    }
 
     /// Runs `f` as the writer thread would, with `context` current.
     pub fn with_context<R>(context: RecordContext, f: impl FnOnce() -> R) -> R {

@@ -1,4 +1,4 @@
-//! `config/eventserver.json` (audit.md "Event server"): port (overridden by
+//! `config/eventserver.json` (docs/audit.md "Event server"): port (overridden by
 //! `DKU_EVENTSERVER_PORT`), listen address, ingest keys, destinations with
 //! their filters, required key and root folder, batch limits and the fsync
 //! policy. [`EventServerConfig::validate`] is pure and reports every problem
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use audit::message::is_safe_segment;
+use audit_types::{Filter, is_safe_segment};
 
 /// Port when nothing sets one.
 pub const DEFAULT_PORT: u16 = 10000;
@@ -36,10 +36,9 @@ pub enum Fsync {
 pub struct Destination {
     /// Its name (logs).
     pub name: String,
-    /// SELECTED topics, or all.
-    pub topics: Option<BTreeSet<String>>,
-    /// SELECTED routing keys, or all (an event without a key matches only all).
-    pub routing_keys: Option<BTreeSet<String>>,
+    /// Its topic and routing-key filters (the node's targets' rule: an
+    /// event without a key matches only ALL).
+    pub filter: Filter<String, String>,
     /// The only key allowed to write here, if any.
     pub required_key: Option<String>,
     /// Where its files go.
@@ -49,12 +48,7 @@ pub struct Destination {
 impl Destination {
     /// Whether an event of `topic` with `routing_key` goes here.
     pub fn takes(&self, topic: &str, routing_key: Option<&str>) -> bool {
-        self.topics.as_ref().is_none_or(|t| t.contains(topic))
-            && match (&self.routing_keys, routing_key) {
-                (None, _) => true,
-                (Some(keys), Some(k)) => keys.contains(k),
-                (Some(_), None) => false,
-            }
+        self.filter.takes(topic, routing_key)
     }
 }
 
@@ -91,8 +85,7 @@ impl EventServerConfig {
             keys: Vec::new(),
             destinations: vec![Destination {
                 name: "all".into(),
-                topics: None,
-                routing_keys: None,
+                filter: Filter::all(),
                 required_key: None,
                 root: data_dir.join("run/eventserver-data"),
             }],
@@ -231,8 +224,7 @@ fn destinations(data_dir: &Path, v: &Value, p: &mut Vec<String>) -> Vec<Destinat
         };
         let mut dest = Destination {
             name: format!("destination-{i}"),
-            topics: None,
-            routing_keys: None,
+            filter: Filter::all(),
             required_key: None,
             root: data_dir.join("run/eventserver-data"),
         };
@@ -257,8 +249,8 @@ fn destinations(data_dir: &Path, v: &Value, p: &mut Vec<String>) -> Vec<Destinat
                 )),
             }
         }
-        dest.topics = selection(&path, o, "topicsFiltering", "topics", p);
-        dest.routing_keys = selection(&path, o, "routingKeysFiltering", "routingKeys", p);
+        dest.filter.topics = selection(&path, o, "topicsFiltering", "topics", p);
+        dest.filter.routing_keys = selection(&path, o, "routingKeysFiltering", "routingKeys", p);
         out.push(dest);
     }
     out

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use audit::message::is_safe_segment;
+use audit_types::is_safe_segment;
 
 /// One event of a batch.
 #[derive(Debug)]

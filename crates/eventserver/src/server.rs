@@ -203,8 +203,8 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>) -> anyhow::Resu
             "Destination {:?}: root {}, topics {}, routing keys {}, {}",
             d.name,
             d.root.display(),
-            d.topics.as_ref().map_or("ALL".into(), |t| t.iter().cloned().collect::<Vec<_>>().join(",")),
-            d.routing_keys.as_ref().map_or("ALL".into(), |t| t.iter().cloned().collect::<Vec<_>>().join(",")),
+            d.filter.topics.as_ref().map_or("ALL".into(), |t| t.iter().cloned().collect::<Vec<_>>().join(",")),
+            d.filter.routing_keys.as_ref().map_or("ALL".into(), |t| t.iter().cloned().collect::<Vec<_>>().join(",")),
             if d.required_key.is_some() { "its own key required" } else { "no key of its own" }
         );
     }

@@ -1,4 +1,4 @@
-//! Storage of accepted events (audit.md "Event server"): each event goes to
+//! Storage of accepted events (docs/audit.md "Event server"): each event goes to
 //! every destination whose filters take it, as one line
 //! `{"clientEvent": ..., "origAddress": ..., "serverTimestamp": ...}` of
 //! `<root>/<topic>/<routingKey or _none>/YYYY/MM/DD/HH/<server start>.jsonl`
@@ -228,8 +228,7 @@ mod tests {
     fn dest(root: &Path) -> Destination {
         Destination {
             name: "all".into(),
-            topics: None,
-            routing_keys: None,
+            filter: audit_types::Filter::all(),
             required_key: None,
             root: root.to_path_buf(),
         }

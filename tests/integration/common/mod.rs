@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use apinode::config::ServerConfig;
-use apinode::node::{Node, RunningNode};
+use apinode::server::RunningNode;
+use apinode::state::Node;
+use audit::dispatch::memory::MemoryTarget;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -66,11 +68,14 @@ impl Answer {
     }
 }
 
-/// A node serving a temporary data directory.
+/// A node serving a temporary data directory, in this process, whose audit
+/// runtime keeps every record in memory ([`TestNode::audit`]).
 pub struct TestNode {
     pub dir: TempDir,
     pub base: String,
     pub client: reqwest::Client,
+    /// Every audit record the node made, in order.
+    pub audit: MemoryTarget,
     running: Option<RunningNode>,
 }
 
@@ -82,11 +87,12 @@ impl TestNode {
 
     /// A given data directory and settings (the port is ignored: 127.0.0.1:0).
     pub async fn start_with(dir: TempDir, config: ServerConfig) -> TestNode {
-        let node = Arc::new(Node::load(dir.path(), config).expect("node"));
+        let (audit, memory) = audit::AuditRuntime::in_memory(&config.node_id);
+        let node = Arc::new(Node::load(dir.path(), config, audit).expect("node"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = RunningNode::spawn(listener, node).expect("spawn");
         let base = format!("http://{}", running.addr);
-        TestNode { dir, base, client: reqwest::Client::new(), running: Some(running) }
+        TestNode { dir, base, client: reqwest::Client::new(), audit: memory, running: Some(running) }
     }
 
     /// Sends a request and reads the answer as JSON (Null when empty).

@@ -15,7 +15,7 @@ use super::keys::AdminKey;
 use super::{AdminCall, ok, record_change};
 use crate::http::error::ApiError;
 use crate::http::request::{parse_json, read_body};
-use crate::node::Node;
+use crate::state::Node;
 
 fn shown(k: &AdminKey) -> Value {
     json!({"id": k.id, "label": k.label, "description": k.description, "createdBy": k.created_by,
@@ -111,5 +111,7 @@ async fn delete(node: &Node, call: &AdminCall, key: &AdminKey) -> Result<Json<Va
 
 /// `GET /metrics`
 pub async fn metrics(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(node.metrics.snapshot())
+    let mut snapshot = node.metrics.snapshot();
+    snapshot["audit"] = node.audit.snapshot();
+    Json(snapshot)
 }

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::auth::Principal;
+
 /// Where the keys are, relative to the data directory.
 pub const KEYS_FILE: &str = "config/admin-keys.json";
 /// The local secret, relative to the data directory.
@@ -54,15 +56,6 @@ struct KeysFile {
     keys: Vec<AdminKey>,
 }
 
-/// Who an admin call is made by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminIdentity {
-    /// The key's id (`local` for the local secret).
-    pub id: String,
-    /// The key's label.
-    pub label: Option<String>,
-}
-
 /// Problems of the key store.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
@@ -87,8 +80,8 @@ pub enum KeyStoreError {
 /// Why a secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A valid key.
-    Valid(AdminIdentity),
+    /// A valid key (its id is `local` for the local secret).
+    Valid(Principal),
     /// A known key past its expiry.
     Expired(String),
     /// No key has this secret.
@@ -150,8 +143,8 @@ impl AdminKeyStore {
     pub fn verify(&self, secret: &str) -> Verdict {
         let presented = digest(secret);
         if self.local.as_ref().is_some_and(|local| bool::from(local.ct_eq(&presented))) {
-            return Verdict::Valid(AdminIdentity {
-                id: LOCAL_KEY_ID.into(),
+            return Verdict::Valid(Principal {
+                key_id: LOCAL_KEY_ID.into(),
                 label: Some("local apinode-admin".into()),
             });
         }
@@ -286,7 +279,7 @@ fn find(keys: &[AdminKey], presented: &[u8; 32]) -> Option<Verdict> {
     }
     found.map(|k| match k.expiry {
         Some(e) if e <= now_ms() => Verdict::Expired(k.id.clone()),
-        _ => Verdict::Valid(AdminIdentity { id: k.id.clone(), label: k.label.clone() }),
+        _ => Verdict::Valid(Principal { key_id: k.id.clone(), label: k.label.clone() }),
     })
 }
 
@@ -331,7 +324,7 @@ mod tests {
         assert!(text.contains(&key.sha256));
         assert_eq!(
             store.verify(&secret),
-            Verdict::Valid(AdminIdentity { id: key.id.clone(), label: Some("ops".into()) })
+            Verdict::Valid(Principal { key_id: key.id.clone(), label: Some("ops".into()) })
         );
         assert_eq!(store.verify("nope"), Verdict::Unknown);
         assert_eq!(store.delete_by_id(&key.id).expect("delete").map(|k| k.id), Some(key.id));
@@ -359,6 +352,6 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
         let local = std::fs::read_to_string(path).expect("read");
-        assert!(matches!(store.verify(&local), Verdict::Valid(AdminIdentity { ref id, .. }) if id == LOCAL_KEY_ID));
+        assert!(matches!(store.verify(&local), Verdict::Valid(Principal { ref key_id, .. }) if key_id == LOCAL_KEY_ID));
     }
 }

@@ -25,16 +25,16 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use crate::audit_log;
-use crate::auth::{AuthFailure, secret_from_header};
+use crate::auth::{AuthFailure, Principal, secret_from_header};
 use crate::http::error::ApiError;
-use crate::node::Node;
-use keys::{AdminIdentity, Verdict};
+use crate::state::Node;
+use keys::Verdict;
 
-/// Who makes an admin call, from where (set by the auth middleware).
+/// An admin call: who makes it, from where (set by the auth middleware).
 #[derive(Debug, Clone)]
 pub struct AdminCall {
     /// The admin key.
-    pub who: AdminIdentity,
+    pub who: Principal,
     /// The caller's address.
     pub client_ip: IpAddr,
 }
@@ -42,7 +42,7 @@ pub struct AdminCall {
 impl AdminCall {
     /// The name audit messages give the caller: the key's label, else its id.
     pub fn user(&self) -> &str {
-        self.who.label.as_deref().unwrap_or(&self.who.id)
+        self.who.user()
     }
 }
 
@@ -89,7 +89,7 @@ async fn require_admin(
         Err((error, reason, key_id)) => {
             let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
             let message = error.to_string();
-            audit_log::auth_failure(
+            let record = audit_log::auth_failure(
                 &node.config.node_id,
                 addr.ip(),
                 &method,
@@ -98,6 +98,7 @@ async fn require_admin(
                 &message,
                 key_id.as_deref(),
             );
+            node.record(vec![record]).await;
             error.into_response()
         }
     }
@@ -105,7 +106,7 @@ async fn require_admin(
 
 type Refusal = (ApiError, &'static str, Option<String>);
 
-fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<AdminIdentity, Refusal> {
+fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<Principal, Refusal> {
     let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
     let Some(header) = header else {
         return Err((unauthorized("the admin API requires an admin key (HTTP Basic user name)"), "MISSING_KEY", None));
@@ -134,19 +135,11 @@ fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<AdminIdenti
 /// # Errors
 /// [`ApiError::AuditUnavailable`] when the record is not known to be written.
 pub async fn record_change(node: &Node, call: &AdminCall, msg_type: &str, details: Value) -> Result<(), ApiError> {
-    let message = audit_log::admin_message(&node.config.node_id, call, msg_type, details);
-    let written = tokio::task::spawn_blocking(move || audit::dispatch::global().send_confirmed(&message)).await;
-    match written {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            log::error!("Refused an admin change ({msg_type}) because its audit record could not be written: {e}");
-            Err(ApiError::AuditUnavailable)
-        }
-        Err(e) => {
-            log::error!("Refused an admin change ({msg_type}): the audit task failed: {e}");
-            Err(ApiError::AuditUnavailable)
-        }
-    }
+    let message = audit_log::admin_message(&node.config.node_id, &call.who, call.client_ip, msg_type, details);
+    node.audit.record_confirmed(message).await.map_err(|e| {
+        log::error!("Refused an admin change ({msg_type}) because its audit record could not be written: {e}");
+        ApiError::AuditUnavailable
+    })
 }
 
 /// `{"ok": true}`

@@ -19,10 +19,10 @@ use crate::entity::{self, Entity, Metadata, Scope};
 use crate::http::error::ApiError;
 use crate::http::request::{parse_json, read_body};
 use crate::ids::{GenerationId, ServiceId};
-use crate::node::Node;
 use crate::registry::Service;
 use crate::registry::dispatch::Mapping;
 use crate::registry::files::{MappingEntryFile, MappingFile, MetadataFile, ServiceFile};
+use crate::state::Node;
 
 fn find(node: &Node, id: &str) -> Result<Arc<Service>, ApiError> {
     node.registry.get(id).ok_or_else(|| ApiError::NotFound(format!("unknown service {id:?}")))
@@ -78,9 +78,9 @@ pub async fn create_service(
     record_change(&node, &call, "service-create", json!({"serviceId": id})).await?;
     staged.commit().map_err(io_failed("creating the service folder"))?;
     let service = node.registry.reload(&id);
-    entity::emit(Entity::Service(id.as_str()), "CREATE", call.user(), json!({}));
-    entity::emit(Entity::Queries(id.as_str()), "CREATE", call.user(), json!({}));
-    log::info!("Service {id} created by admin key {}", call.who.id);
+    node.entity(Entity::Service(id.as_str()), "CREATE", call.user(), json!({})).await;
+    node.entity(Entity::Queries(id.as_str()), "CREATE", call.user(), json!({})).await;
+    log::info!("Service {id} created by admin key {}", call.who.key_id);
     drop(service);
     Ok(ok())
 }
@@ -101,11 +101,11 @@ pub async fn delete_service(
     node.queries.clear(service.id.as_str());
     for g in service.generations.values() {
         for e in g.endpoints.keys() {
-            entity::emit(Entity::Endpoint(service.id.as_str(), e.as_str()), "DELETE", call.user(), json!({}));
+            node.entity(Entity::Endpoint(service.id.as_str(), e.as_str()), "DELETE", call.user(), json!({})).await;
         }
-        entity::emit(Entity::Generation(service.id.as_str(), g.id.as_str()), "DELETE", call.user(), json!({}));
+        node.entity(Entity::Generation(service.id.as_str(), g.id.as_str()), "DELETE", call.user(), json!({})).await;
     }
-    entity::emit(Entity::Service(service.id.as_str()), "DELETE", call.user(), json!({}));
+    node.entity(Entity::Service(service.id.as_str()), "DELETE", call.user(), json!({})).await;
     Ok(ok())
 }
 
@@ -160,9 +160,10 @@ pub async fn import_generation(
     record_change(&node, &call, "generation-import", details).await?;
     staged.commit().map_err(io_failed("installing the generation"))?;
     node.registry.reload(&service.id);
-    entity::emit(Entity::Generation(service.id.as_str(), gen_id.as_str()), "CREATE", call.user(), json!({}));
+    node.entity(Entity::Generation(service.id.as_str(), gen_id.as_str()), "CREATE", call.user(), json!({})).await;
     for e in &checked.endpoints {
-        entity::emit(Entity::Endpoint(service.id.as_str(), e), "CREATE", call.user(), json!({"generation": gen_id}));
+        node.entity(Entity::Endpoint(service.id.as_str(), e), "CREATE", call.user(), json!({"generation": gen_id}))
+            .await;
     }
     Ok(ok())
 }
@@ -181,7 +182,8 @@ pub async fn preload_generation(
     let mut after = Metadata::default();
     after.system.properties.insert("preloaded".into(), json!("true"));
     let payload = entity::metadata_change(&before, &after);
-    entity::emit(Entity::Generation(service.id.as_str(), gen_id.as_str()), "METADATA_CHANGE", call.user(), payload);
+    node.entity(Entity::Generation(service.id.as_str(), gen_id.as_str()), "METADATA_CHANGE", call.user(), payload)
+        .await;
     Ok(ok())
 }
 
@@ -334,7 +336,7 @@ pub async fn get_queries(
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
-    entity::emit(Entity::Queries(service.id.as_str()), "ACCESS", call.user(), json!({"accessType": "READ"}));
+    node.entity(Entity::Queries(service.id.as_str()), "ACCESS", call.user(), json!({"accessType": "READ"})).await;
     Ok(Json(Value::Array(records)))
 }
 
@@ -347,7 +349,7 @@ pub async fn purge_queries(
     let service = find(&node, &id)?;
     record_change(&node, &call, "queries-purge", json!({"serviceId": service.id})).await?;
     node.queries.clear(service.id.as_str());
-    entity::emit(Entity::Queries(service.id.as_str()), "TRUNCATE", call.user(), json!({}));
+    node.entity(Entity::Queries(service.id.as_str()), "TRUNCATE", call.user(), json!({})).await;
     Ok(ok())
 }
 
@@ -378,7 +380,7 @@ async fn change_service(
     record_change(node, call, msg_type, details).await?;
     staged.commit().map_err(io_failed("replacing service.json"))?;
     let after = node.registry.reload(&before.id);
-    publish_changes(call, &before, &after);
+    publish_changes(node, call, &before, &after).await;
     Ok(after)
 }
 
@@ -402,22 +404,24 @@ fn generation_metadata(s: &Service, g: &GenerationId) -> Metadata {
     Metadata { user: Scope::default(), system }
 }
 
-fn publish_changes(call: &AdminCall, before: &Service, after: &Service) {
+async fn publish_changes(node: &Node, call: &AdminCall, before: &Service, after: &Service) {
     let (b, a) = (service_metadata(before), service_metadata(after));
     if b != a {
-        entity::emit(
+        node.entity(
             Entity::Service(after.id.as_str()),
             "METADATA_CHANGE",
             call.user(),
             entity::metadata_change(&b, &a),
-        );
+        )
+        .await;
     }
     let ids: BTreeMap<&GenerationId, ()> = after.generations.keys().map(|g| (g, ())).collect();
     for g in ids.keys() {
         let (b, a) = (generation_metadata(before, g), generation_metadata(after, g));
         if b != a {
             let payload = entity::metadata_change(&b, &a);
-            entity::emit(Entity::Generation(after.id.as_str(), g.as_str()), "METADATA_CHANGE", call.user(), payload);
+            node.entity(Entity::Generation(after.id.as_str(), g.as_str()), "METADATA_CHANGE", call.user(), payload)
+                .await;
         }
     }
 }

@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::node::Node;
+use crate::auth::Principal;
+use crate::state::Node;
 use error::ApiError;
 
 /// `DSS-API-Version` of every response.
@@ -86,17 +87,19 @@ async fn record_call(
     request: Request,
     next: Next,
 ) -> Response {
-    if !crate::audit_log::wanted(audit::Topic::ApiCalls) {
+    if !node.audit.wants(audit::Topic::ApiCalls) {
         return next.run(request).await;
     }
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let key = response.extensions().get::<predict::CallerKey>().map(|k| k.0.as_str());
+    let key = response.extensions().get::<Principal>().map(|k| k.key_id.as_str());
     let duration = crate::scoring::micros(started);
     let status = response.status().as_u16();
-    crate::audit_log::api_call(&node.config.node_id, method.as_str(), &path, status, duration, addr.ip(), key);
+    let record =
+        crate::audit_log::api_call(&node.config.node_id, method.as_str(), &path, status, duration, addr.ip(), key);
+    node.record(vec![record]).await;
     response
 }
 

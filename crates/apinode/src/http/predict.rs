@@ -25,16 +25,16 @@ use super::request::{
     DispatchBody, ExplanationsBody, ItemBody, MultiBody, PredictBody, explain_settings, parse_json, read_body,
 };
 use crate::audit_log::{self, CallInfo, Scored};
-use crate::auth::Caller;
+use crate::auth::Principal;
 use crate::ids::{EndpointId, GenerationId, RequestId, ServiceId};
 use crate::model::Model;
 use crate::model::explain::ExplainSettings;
 use crate::model::features::{InvalidFeature, RawValue};
 use crate::model::spec::{ExplanationDefaults, ExplanationMethod};
-use crate::node::Node;
 use crate::registry::Service;
 use crate::registry::dispatch::Dispatch;
 use crate::scoring::{Timing, micros, score_records};
+use crate::state::Node;
 
 /// Batches up to this size are scored on the request's own thread; larger
 /// ones, and SHAPLEY explanations, go to the blocking pool so that they
@@ -42,11 +42,6 @@ use crate::scoring::{Timing, micros, score_records};
 /// a record scores in 0.1-0.3 µs and ICE explains it in about 4 µs, less
 /// than the pool's hand-off; SHAPLEY with 100 steps takes about 70 µs.
 const INLINE_MAX_RECORDS: usize = 16;
-
-/// The key id of the caller, left in the response's extensions for the
-/// `allcalls` record.
-#[derive(Debug, Clone)]
-pub struct CallerKey(pub String);
 
 /// One prediction call, from arrival to answer (an extractor: the path, the
 /// client's address and the headers it needs).
@@ -57,7 +52,7 @@ pub struct Call {
     path: String,
     service: String,
     endpoint: String,
-    caller: Option<Caller>,
+    caller: Option<Principal>,
     /// The `Authorization` header, checked against the service's keys.
     authorization: Option<HeaderValue>,
     /// Why authentication failed, when it did.
@@ -121,7 +116,7 @@ pub async fn predict(State(node): State<Arc<Node>>, mut call: Call, body: Body) 
         call.score(&node, &service, request).await
     }
     .await;
-    call.finish(&node, outcome)
+    call.finish(&node, outcome).await
 }
 
 /// `POST /public/api/v1/{service}/{endpoint}/predict-multi`
@@ -138,7 +133,7 @@ pub async fn predict_multi(State(node): State<Arc<Node>>, mut call: Call, body: 
         call.score(&node, &service, request).await
     }
     .await;
-    call.finish(&node, outcome)
+    call.finish(&node, outcome).await
 }
 
 /// `GET /public/api/v1/{service}/{endpoint}/predict-simple?feature=value&...`
@@ -154,7 +149,7 @@ pub async fn predict_simple(State(node): State<Arc<Node>>, mut call: Call, uri: 
         call.score(&node, &service, Request { items, explanations: None, dispatch: None, multi: false }).await
     }
     .await;
-    call.finish(&node, outcome)
+    call.finish(&node, outcome).await
 }
 
 impl FromRequestParts<Arc<Node>> for Call {
@@ -210,7 +205,7 @@ impl Call {
             .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
         self.service_found = true;
         match found.auth.check(self.authorization.as_ref().map(HeaderValue::as_bytes)) {
-            Ok(key) => self.caller = key.map(Caller::from),
+            Ok(key) => self.caller = key.map(Principal::from),
             Err(failure) => {
                 self.auth_failure = Some(failure.code());
                 return Err(ApiError::Unauthorized(failure.to_string()));
@@ -236,9 +231,11 @@ impl Call {
         let scoring_us = timing.preparation + timing.prediction + timing.post_processing;
         self.scoring_us.store(scoring_us, std::sync::atomic::Ordering::Relaxed);
 
-        let log_queries = audit_log::wanted(Topic::ApinodeQuery);
+        let log_queries = node.audit.wants(Topic::ApinodeQuery);
         let dispatch = request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok());
         let info = self.info(node);
+        let mut messages = Vec::with_capacity(if log_queries { results.len() } else { 0 });
+        let mut ring_updated = false;
         for (i, (item, result)) in request.items.iter().zip(results.iter_mut()).enumerate() {
             let id = if request.multi { self.request_id.item(i) } else { self.request_id.clone() };
             result.insert("requestId".into(), json!(id));
@@ -253,18 +250,14 @@ impl Call {
                 timing: &timing,
             };
             let message = audit_log::query_message(&info, &scored);
-            let record = message.text.clone();
+            ring_updated |= node.queries.push(target.service.as_str(), message.text.clone());
             if log_queries {
-                audit::dispatch::send(message);
+                messages.push(message);
             }
-            if node.queries.push(target.service.as_str(), record) {
-                crate::entity::emit(
-                    crate::entity::Entity::Queries(target.service.as_str()),
-                    "UPDATE",
-                    "apinode",
-                    json!({}),
-                );
-            }
+        }
+        node.record(messages).await;
+        if ring_updated {
+            node.entity(crate::entity::Entity::Queries(target.service.as_str()), "UPDATE", "apinode", json!({})).await;
         }
         // Serialised straight from borrowed parts: no intermediate JSON tree.
         let api_context = ApiContext {
@@ -281,7 +274,7 @@ impl Call {
     }
 
     /// Records a refusal and turns the outcome into the answer.
-    fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
+    async fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
         if self.service_found {
             let endpoint = if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) {
                 self.endpoint.as_str()
@@ -296,20 +289,19 @@ impl Call {
             Err(error) => {
                 let (status, error_type) = error.status_and_type();
                 let message = error.to_string();
-                match self.auth_failure {
-                    Some(reason) => {
-                        audit_log::auth_failure(
-                            &node.config.node_id,
-                            self.client_ip,
-                            "POST",
-                            &self.path,
-                            reason,
-                            &message,
-                            None,
-                        );
-                    }
+                let record = match self.auth_failure {
+                    Some(reason) => audit_log::auth_failure(
+                        &node.config.node_id,
+                        self.client_ip,
+                        "POST",
+                        &self.path,
+                        reason,
+                        &message,
+                        None,
+                    ),
                     None => audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body),
-                }
+                };
+                node.record(vec![record]).await;
                 error.into_response()
             }
         };
@@ -317,7 +309,7 @@ impl Call {
             response.headers_mut().insert("x-request-id", v);
         }
         if let Some(caller) = self.caller {
-            response.extensions_mut().insert(CallerKey(caller.key_id));
+            response.extensions_mut().insert(caller);
         }
         response
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Datelike, Duration, Local, NaiveDate, TimeZone, Timelike}
 use log4rs::append::Append;
 use log4rs::encode::Encode;
 
-use super::{LogFile, encode, lock};
+use super::{AppenderRegistry, LogFile, encode, lock};
 use crate::writer::RecordContext;
 
 /// The rolling period of a date pattern.
@@ -107,6 +107,7 @@ pub struct DailyRollingFileAppender {
     /// The DatePattern as a chrono format.
     suffix_format: String,
     period: Period,
+    registry: AppenderRegistry,
 }
 
 impl DailyRollingFileAppender {
@@ -121,13 +122,14 @@ impl DailyRollingFileAppender {
         suffix_format: String,
         period: Period,
         encoder: Box<dyn Encode>,
+        registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
         let since: DateTime<Local> =
             std::fs::metadata(path).and_then(|m| m.modified()).map_or_else(|_| Local::now(), DateTime::from);
-        let file = LogFile::open(path, append)?;
+        let file = LogFile::open(path, append, registry.reopen_signal())?;
         let scheduled = suffixed(path, &suffix_format, since);
         let state = State { file, scheduled, next_rollover: period.next_start(since) };
-        Ok(Self { state: Mutex::new(state), encoder, suffix_format, period })
+        Ok(Self { state: Mutex::new(state), encoder, suffix_format, period, registry: registry.clone() })
     }
 }
 
@@ -153,7 +155,7 @@ impl Append for DailyRollingFileAppender {
             state.next_rollover = self.period.next_start(now);
         }
         state.file.write(&bytes)?;
-        if crate::writer::confirming() {
+        if self.registry.confirming() {
             state.file.flush_confirmed()?;
         }
         Ok(())
@@ -198,7 +200,9 @@ mod tests {
         let path = dir.path().join("q.log");
         let layout = Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         let format = crate::layout::java_date::to_chrono("'.'yyyy-MM-dd-HH-mm").expect("valid");
-        let appender = DailyRollingFileAppender::new(&path, true, format, Period::Minute, layout).expect("open");
+        let appender =
+            DailyRollingFileAppender::new(&path, true, format, Period::Minute, layout, &AppenderRegistry::new())
+                .expect("open");
         let log_at = |time: &str, message: &str| {
             let context = RecordContext::fixed("t", time);
             crate::writer::tests_support::with_context(context, || {

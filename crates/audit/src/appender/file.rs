@@ -11,13 +11,14 @@ use std::sync::Mutex;
 use log4rs::append::Append;
 use log4rs::encode::Encode;
 
-use super::{LogFile, encode, lock};
+use super::{AppenderRegistry, LogFile, encode, lock};
 
 /// Appends every record to one file.
 #[derive(Debug)]
 pub struct FileAppender {
     file: Mutex<LogFile>,
     encoder: Box<dyn Encode>,
+    registry: AppenderRegistry,
 }
 
 impl FileAppender {
@@ -25,8 +26,14 @@ impl FileAppender {
     ///
     /// # Errors
     /// The I/O error, naming the path.
-    pub fn new(path: &Path, append: bool, encoder: Box<dyn Encode>) -> std::io::Result<Self> {
-        Ok(Self { file: Mutex::new(LogFile::open(path, append)?), encoder })
+    pub fn new(
+        path: &Path,
+        append: bool,
+        encoder: Box<dyn Encode>,
+        registry: &AppenderRegistry,
+    ) -> std::io::Result<Self> {
+        let file = LogFile::open(path, append, registry.reopen_signal())?;
+        Ok(Self { file: Mutex::new(file), encoder, registry: registry.clone() })
     }
 }
 
@@ -35,7 +42,7 @@ impl Append for FileAppender {
         let bytes = encode(&*self.encoder, record)?;
         let mut file = lock(&self.file);
         file.write(&bytes)?;
-        if crate::writer::confirming() {
+        if self.registry.confirming() {
             file.flush_confirmed()?;
         }
         Ok(())
@@ -53,6 +60,7 @@ pub struct RollingFileAppender {
     encoder: Box<dyn Encode>,
     max_size: u64,
     max_backups: u32,
+    registry: AppenderRegistry,
 }
 
 impl RollingFileAppender {
@@ -66,8 +74,10 @@ impl RollingFileAppender {
         max_size: u64,
         max_backups: u32,
         encoder: Box<dyn Encode>,
+        registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
-        Ok(Self { file: Mutex::new(LogFile::open(path, append)?), encoder, max_size, max_backups })
+        let file = LogFile::open(path, append, registry.reopen_signal())?;
+        Ok(Self { file: Mutex::new(file), encoder, max_size, max_backups, registry: registry.clone() })
     }
 
     fn roll(&self, file: &mut LogFile) -> std::io::Result<()> {
@@ -99,7 +109,7 @@ impl Append for RollingFileAppender {
         let bytes = encode(&*self.encoder, record)?;
         let mut file = lock(&self.file);
         file.write(&bytes)?;
-        if crate::writer::confirming() {
+        if self.registry.confirming() {
             file.flush_confirmed()?;
         }
         if file.size() >= self.max_size {
@@ -136,7 +146,7 @@ mod tests {
         let path = dir.path().join("q.log");
         let layout = Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         // Each line is 10 bytes; roll after 30 bytes; keep 2 backups.
-        let appender = RollingFileAppender::new(&path, true, 30, 2, layout).expect("open");
+        let appender = RollingFileAppender::new(&path, true, 30, 2, layout, &AppenderRegistry::new()).expect("open");
         record_bytes(&appender, 10);
         // Lines 0-2 were rolled away and dropped beyond .2; then 3-5 (.2), 6-8 (.1), 9 (live).
         assert_eq!(read(&path), "line 0009\n");
@@ -152,12 +162,13 @@ mod tests {
         let layout = || Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         // log4j rolls after the write that reaches the size: line 2 is written,
         // then the file is truncated (no backups kept), then line 3 starts it.
-        record_bytes(&RollingFileAppender::new(&path, true, 25, 0, layout()).expect("open"), 4);
+        let r = AppenderRegistry::new();
+        record_bytes(&RollingFileAppender::new(&path, true, 25, 0, layout(), &r).expect("open"), 4);
         assert_eq!(read(&path), "line 0003\n");
         assert!(!backup(&path, 1).exists());
-        record_bytes(&FileAppender::new(&path, false, layout()).expect("open"), 1);
+        record_bytes(&FileAppender::new(&path, false, layout(), &r).expect("open"), 1);
         assert_eq!(read(&path), "line 0000\n");
-        record_bytes(&FileAppender::new(&path, true, layout()).expect("open"), 1);
+        record_bytes(&FileAppender::new(&path, true, layout(), &r).expect("open"), 1);
         assert_eq!(read(&path), "line 0000\nline 0000\n");
     }
 
@@ -165,11 +176,12 @@ mod tests {
     fn reopens_after_an_external_rename() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("q.log");
-        let appender =
-            FileAppender::new(&path, true, Box::new(PatternLayout::parse("%m%n").expect("p"))).expect("open");
+        let registry = AppenderRegistry::new();
+        let appender = FileAppender::new(&path, true, Box::new(PatternLayout::parse("%m%n").expect("p")), &registry)
+            .expect("open");
         record_bytes(&appender, 1);
         std::fs::rename(&path, dir.path().join("q.log.rotated")).expect("rename");
-        super::super::request_reopen();
+        registry.request_reopen();
         record_bytes(&appender, 1);
         assert_eq!(read(&dir.path().join("q.log.rotated")), "line 0000\n");
         assert_eq!(read(&path), "line 0000\n", "the new file holds what came after the reopen");
@@ -184,12 +196,14 @@ mod confirm_tests {
     #[test]
     fn a_confirmed_record_on_a_full_disk_fails_and_is_not_written_later() {
         // /dev/full accepts opens and fails every write with ENOSPC.
-        let appender =
-            FileAppender::new(Path::new("/dev/full"), true, Box::new(PatternLayout::parse("%m%n").expect("p")))
-                .expect("open /dev/full");
+        let registry = AppenderRegistry::new();
+        let layout = Box::new(PatternLayout::parse("%m%n").expect("p"));
+        let appender = FileAppender::new(Path::new("/dev/full"), true, layout, &registry).expect("open /dev/full");
         let args = format_args!("admin change");
         let record = log::Record::builder().args(args).build();
-        let result = crate::writer::tests_support::confirming(|| appender.append(&record));
+        registry.set_confirming(true);
+        let result = appender.append(&record);
+        registry.set_confirming(false);
         assert!(result.is_err(), "the write must be reported as failed");
         // The failed bytes were dropped: a later flush has nothing to write.
         let file = lock(&appender.file);

@@ -5,27 +5,21 @@
 //! log4rs's file appenders cannot reopen their files on SIGHUP (needed by
 //! external logrotate: `bin/dss reopenlogs`) and name rolled files
 //! differently. All of them run only on the writer thread; they buffer and
-//! flush when the writer's queue is empty. [`request_reopen`] makes every
-//! file reopen before its next write.
+//! flush when the writer's queue is empty. Each is built with the
+//! [`AppenderRegistry`] of its configuration, whose reopen signal makes
+//! every file reopen before its next write.
 
 pub mod daily;
 pub mod file;
+pub mod registry;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use daily::DailyRollingFileAppender;
 pub use file::{FileAppender, RollingFileAppender};
-
-static REOPEN: AtomicU64 = AtomicU64::new(0);
-
-/// Makes every file appender reopen its file before its next write (after
-/// an external tool renamed it).
-pub fn request_reopen() {
-    REOPEN.fetch_add(1, Ordering::SeqCst);
-}
+pub use registry::{AppenderRegistry, ReopenSignal};
 
 /// An open log file: buffered, size-tracked, reopened on request.
 #[derive(Debug)]
@@ -33,15 +27,17 @@ pub struct LogFile {
     path: PathBuf,
     writer: BufWriter<File>,
     size: u64,
+    reopen: ReopenSignal,
     reopen_seen: u64,
 }
 
 impl LogFile {
-    /// Opens (creating parent folders) in append or truncate mode.
+    /// Opens (creating parent folders) in append or truncate mode; the file
+    /// reopens itself when `reopen` is signalled.
     ///
     /// # Errors
     /// The I/O error, with the path in its text.
-    pub fn open(path: &Path, append: bool) -> io::Result<LogFile> {
+    pub fn open(path: &Path, append: bool, reopen: ReopenSignal) -> io::Result<LogFile> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
         }
@@ -57,7 +53,8 @@ impl LogFile {
             path: path.to_path_buf(),
             writer: BufWriter::with_capacity(64 * 1024, file),
             size,
-            reopen_seen: REOPEN.load(Ordering::SeqCst),
+            reopen_seen: reopen.generation(),
+            reopen,
         })
     }
 
@@ -76,7 +73,7 @@ impl LogFile {
     /// # Errors
     /// The I/O error.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if REOPEN.load(Ordering::SeqCst) != self.reopen_seen {
+        if self.reopen.generation() != self.reopen_seen {
             self.reopen(true)?;
         }
         self.writer.write_all(bytes)?;
@@ -113,7 +110,7 @@ impl LogFile {
     /// The I/O error; the old file stays in use if the new one cannot open.
     pub fn reopen(&mut self, append: bool) -> io::Result<()> {
         self.writer.flush()?;
-        *self = LogFile::open(&self.path.clone(), append)?;
+        *self = LogFile::open(&self.path.clone(), append, self.reopen.clone())?;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! The `auditLog` section of `config/server.json`: targets with their topic
+//! The `auditLog` section of `config/server.json` (docs/audit.md
+//! "Targets"): targets with their topic
 //! and routing-key filters and, for network targets, their delivery
 //! settings. [`parse`] is pure and reports every problem at once, each with
 //! its path (`auditLog.settings.targets[2].topics[0]: unknown topic ...`);
@@ -11,14 +12,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::filter::Filter;
 use crate::Topic;
+use crate::delivery::policy::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
+use crate::kafka::config::{Connections, Properties, TopicTemplate};
 use crate::message::{RoutingKey, is_safe_segment};
+use audit_types::Filter;
 
-/// Spool size cap when a target sets none (1 GiB).
-pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
-/// In-memory queue of a network target when it sets none.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 /// Compute-resource-usage period when none is set.
 pub const DEFAULT_CRU_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -41,16 +40,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// What a target does when its spool is at its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFull {
-    /// The sender waits until there is room (nothing is lost).
-    Block,
-    /// `apinode-query` and `apicalls` messages are dropped and counted; any
-    /// other topic still blocks.
-    Drop,
-}
-
 /// Where an EVENT_SERVER target takes the routing key from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingKeyMode {
@@ -58,17 +47,6 @@ pub enum RoutingKeyMode {
     FromMessage,
     /// One key for every message (rewritten into the body).
     Static(RoutingKey),
-}
-
-/// Delivery settings of a network target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliverySettings {
-    /// What happens when the spool is full.
-    pub on_full: OnFull,
-    /// Spool size cap, bytes.
-    pub spool_max_bytes: u64,
-    /// In-memory queue length.
-    pub queue_capacity: usize,
 }
 
 /// What kind of target, with its own settings.
@@ -81,9 +59,9 @@ pub enum TargetKind {
         /// The connection's name.
         connection: String,
         /// Its librdkafka properties.
-        properties: crate::kafka::producer::Properties,
+        properties: Properties,
         /// The topic of each message.
-        topic: crate::kafka::target::TopicTemplate,
+        topic: TopicTemplate,
         /// Queue, spool and onFull.
         delivery: DeliverySettings,
     },
@@ -132,7 +110,7 @@ impl Default for AuditSettings {
 
 struct Ctx<'a> {
     problems: Vec<ConfigProblem>,
-    connections: &'a crate::kafka::Connections,
+    connections: &'a Connections,
 }
 
 impl Ctx<'_> {
@@ -145,10 +123,7 @@ impl Ctx<'_> {
 ///
 /// # Errors
 /// Every problem found, each with its path.
-pub fn parse(
-    section: Option<&Value>,
-    connections: &crate::kafka::Connections,
-) -> Result<AuditSettings, Vec<ConfigProblem>> {
+pub fn parse(section: Option<&Value>, connections: &Connections) -> Result<AuditSettings, Vec<ConfigProblem>> {
     let Some(section) = section else { return Ok(AuditSettings::default()) };
     let mut ctx = Ctx { problems: Vec::new(), connections };
     let mut settings = AuditSettings { targets: Vec::new(), cru_interval: DEFAULT_CRU_INTERVAL };
@@ -361,13 +336,13 @@ fn kafka(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) -> 
         }
     };
     let template = t.get("topic").and_then(Value::as_str).unwrap_or("dku-audit-${topic}");
-    let topic = crate::kafka::target::TopicTemplate::parse(template).unwrap_or_else(|e| {
+    let topic = TopicTemplate::parse(template).unwrap_or_else(|e| {
         ctx.push(format!("{path}.topic"), e);
-        crate::kafka::target::TopicTemplate::parse("x").expect("a valid template")
+        TopicTemplate::parse("x").expect("a valid template")
     });
     TargetKind::Kafka {
         connection,
-        properties: crate::kafka::producer::Properties(properties),
+        properties: Properties(properties),
         topic,
         delivery: delivery(path, t, filter, ctx),
     }
@@ -419,7 +394,7 @@ mod tests {
 
     fn problems(json: &str) -> Vec<String> {
         let v: Value = serde_json::from_str(json).expect("json");
-        parse(Some(&v), &crate::kafka::Connections::new())
+        parse(Some(&v), &Connections::new())
             .unwrap_err()
             .into_iter()
             .map(|p| format!("{}: {}", p.path, p.message))
@@ -428,10 +403,10 @@ mod tests {
 
     #[test]
     fn no_section_is_one_log4j_target_for_everything() {
-        let s = parse(None, &crate::kafka::Connections::new()).expect("default");
+        let s = parse(None, &Connections::new()).expect("default");
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].kind, TargetKind::Log4j);
-        assert!(s.targets[0].filter.takes(Topic::ApiCalls, None));
+        assert!(s.targets[0].filter.takes::<_, str>(&Topic::ApiCalls, None));
     }
 
     #[test]
@@ -445,7 +420,7 @@ mod tests {
             ]}, "computeResourceUsageIntervalSeconds": 5}"#,
         )
         .expect("json");
-        let s = parse(Some(&v), &crate::kafka::Connections::new()).expect("valid");
+        let s = parse(Some(&v), &Connections::new()).expect("valid");
         assert_eq!(s.cru_interval, Duration::from_secs(5));
         assert_eq!(s.targets[0].name, "log4j-0");
         let TargetKind::EventServer { url, delivery, auth_key, .. } = &s.targets[1].kind else {
@@ -457,9 +432,9 @@ mod tests {
             ("http://127.0.0.1:10000", OnFull::Drop, 1 << 20)
         );
         let rk = RoutingKey::new("churn-prod").expect("key");
-        assert!(s.targets[1].filter.takes(Topic::ApinodeQuery, Some(&rk)));
-        assert!(!s.targets[1].filter.takes(Topic::ApinodeQuery, None));
-        assert!(!s.targets[1].filter.takes(Topic::AuthFail, Some(&rk)));
+        assert!(s.targets[1].filter.takes(&Topic::ApinodeQuery, Some(&rk)));
+        assert!(!s.targets[1].filter.takes::<_, str>(&Topic::ApinodeQuery, None));
+        assert!(!s.targets[1].filter.takes(&Topic::AuthFail, Some(&rk)));
     }
 
     #[test]

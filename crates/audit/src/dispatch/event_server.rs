@@ -1,16 +1,20 @@
 //! The EVENT_SERVER target's [`Sink`]: a batch is one `POST <url>/events`
 //! with a JSON array of the messages' bodies, `Authorization: Bearer <key>`
 //! when the target has a key. Only a 2xx counts as delivered (the event
-//! server answers after its fsync); anything else, a refused connection or a
-//! timeout keeps the batch for a retry. With `routingKeyMode: STATIC` the
-//! body's `routingKey` is rewritten. Owns the HTTP exchange only.
+//! server answers after its fsync). A 400, 409, 413 or 422 says the batch
+//! itself is at fault ([`Failure::Refused`]: the worker splits it until the
+//! record at fault is alone and keeps that one aside). Anything else (a
+//! refused connection, a timeout, 5xx, 429, and 401/403/404: a key or URL
+//! the operator can fix, after which everything spooled is delivered) is
+//! kept for a retry. With `routingKeyMode: STATIC` the body's `routingKey`
+//! is rewritten. Owns the HTTP exchange only.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::config::RoutingKeyMode;
-use super::delivery::Sink;
+use crate::delivery::{Failure, Sink};
 use crate::message::Message;
 
 /// How long one POST may take before it counts as failed.
@@ -76,20 +80,30 @@ fn with_routing_key(text: &str, key: &str) -> String {
     }
 }
 
+/// Whether an answer of `status` blames the batch itself (no retry of the
+/// same batch can succeed).
+fn blames_the_batch(status: u16) -> bool {
+    matches!(status, 400 | 409 | 413 | 422)
+}
+
 impl Sink<Message> for EventServerSink {
-    fn deliver(&mut self, batch: &[Message]) -> Result<(), String> {
+    fn deliver(&mut self, batch: &[Message]) -> Result<(), Failure> {
         let mut request = self.client.post(&self.endpoint).header("content-type", "application/json");
         if let Some(key) = &self.auth_key {
             request = request.bearer_auth(key);
         }
-        let response = request.body(self.body(batch)).send().map_err(|e| format!("POST {}: {e}", self.endpoint))?;
+        let response = request
+            .body(self.body(batch))
+            .send()
+            .map_err(|e| Failure::Retry(format!("POST {}: {e}", self.endpoint)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let text = response.text().unwrap_or_default();
         let text: String = text.chars().take(300).collect();
-        Err(format!("POST {} answered {status}: {text}", self.endpoint))
+        let reason = format!("POST {} answered {status}: {text}", self.endpoint);
+        if blames_the_batch(status.as_u16()) { Err(Failure::Refused(reason)) } else { Err(Failure::Retry(reason)) }
     }
 }
 
@@ -127,6 +141,14 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let mut sink = EventServerSink::new(&format!("http://127.0.0.1:{port}"), None, RoutingKeyMode::FromMessage);
         let e = sink.deliver(&[msg("{}")]).unwrap_err();
-        assert!(e.contains("/events"), "{e}");
+        assert!(matches!(&e, Failure::Retry(r) if r.contains("/events")), "{e:?}");
+    }
+
+    #[test]
+    fn only_answers_that_blame_the_batch_refuse_it() {
+        assert!(blames_the_batch(413) && blames_the_batch(400) && blames_the_batch(409));
+        for retry in [401, 403, 404, 408, 429, 500, 503] {
+            assert!(!blames_the_batch(retry), "{retry}");
+        }
     }
 }

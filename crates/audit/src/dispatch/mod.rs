@@ -1,41 +1,39 @@
-//! The audit dispatcher (audit.md "Targets", "Delivery"): every audit
-//! message of the node goes through [`send`], which hands it to every target
-//! whose filters take it. The LOG4J target writes it on the topic's logger
-//! through the asynchronous writer; network targets (EVENT_SERVER, and KAFKA
-//! on the same [`delivery::Sink`] interface) put it in their own queue. No
-//! caller waits on I/O. One dispatcher is installed per process, like the
-//! logger; before [`install`] (tests embedding the node) the default, one
-//! LOG4J target for every topic, is used.
+//! The audit dispatcher (docs/audit.md "Targets", "Delivery"): every audit
+//! message of the node goes through a [`Dispatcher`], which hands it to
+//! every target whose filters take it. The LOG4J target writes it on the
+//! topic's logger through the asynchronous writer; network targets
+//! (EVENT_SERVER, KAFKA) put it in their own delivery queue; the in-memory
+//! target (tests) keeps it in a list. No caller waits on I/O. The
+//! dispatcher is a value owned by the audit runtime, never a global.
 //!
 //! - [`config`]: the `auditLog` section, validated with paths.
-//! - [`filter`]: topic and routing-key filters.
-//! - [`delivery`]: queue, worker, spool policy and counters of a network target.
-//! - [`spool`]: the on-disk spool.
 //! - [`event_server`]: the EVENT_SERVER sink.
+//! - [`memory`]: the in-memory target.
 
 pub mod config;
-pub mod delivery;
 pub mod event_server;
-pub mod filter;
-pub mod spool;
+pub mod memory;
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 
 use crate::Topic;
+use crate::delivery::{Delivery, DeliverySettings, Events, Sink, SinkMaker};
 use crate::message::Message;
-use crate::writer::{self, ConfirmError};
+use crate::writer::{ConfirmError, LogWriter};
+use audit_types::Filter;
 use config::{AuditSettings, TargetKind, TargetSpec};
-use delivery::Delivery;
 use event_server::EventServerSink;
-use filter::Filter;
+use memory::MemoryTarget;
 
 enum Route {
-    Log4j,
+    /// The loggers of this process: through the writer, or through the `log`
+    /// facade when no writer runs (a node embedded in a test).
+    Log4j(Option<LogWriter>),
     Network(Delivery<Message>),
+    Memory(MemoryTarget),
 }
 
 struct Target {
@@ -67,41 +65,56 @@ pub struct BuildError {
     pub source: std::io::Error,
 }
 
+/// A message some targets could not take without waiting (a full writer
+/// queue, a spool at its cap under BLOCK): hand it to
+/// [`Dispatcher::finish_blocked`] on a thread that may wait.
+#[derive(Debug)]
+pub struct Blocked {
+    msg: Message,
+    /// Indexes of the targets that still have to take it.
+    targets: Vec<usize>,
+}
+
 impl Dispatcher {
-    /// One LOG4J target for every topic (no `auditLog` section).
-    pub fn log4j_only() -> Dispatcher {
-        Dispatcher { targets: vec![Target { name: "log4j".into(), filter: Filter::all(), route: Route::Log4j }] }
+    /// One in-memory target for every topic (tests).
+    pub fn memory(target: MemoryTarget) -> Dispatcher {
+        Dispatcher {
+            targets: vec![Target { name: "memory".into(), filter: Filter::all(), route: Route::Memory(target) }],
+        }
     }
 
-    /// Starts the targets of `settings`; network targets spool under
-    /// `spool_root/<name>/` and first replay what an earlier run left there.
-    /// A target that becomes unreachable is reported on `generic-failure`
-    /// (`audit-target-down`), its return on `generic` (`audit-target-up`),
-    /// as messages of node `node_id`.
+    /// Starts the targets of `settings`: LOG4J targets write with `writer`
+    /// (the `log` facade when there is none); network targets spool under
+    /// `spool_root/<name>/`, first replay what an earlier run left there, and
+    /// report outages and rejections to `events`.
     ///
     /// # Errors
-    /// [`BuildError`] when a spool cannot be opened.
-    pub fn build(settings: &AuditSettings, spool_root: &Path, node_id: &str) -> Result<Dispatcher, BuildError> {
-        let hook = state_hook(node_id.to_owned());
+    /// [`BuildError`] when a spool cannot be opened or a producer created.
+    pub fn build(
+        settings: &AuditSettings,
+        spool_root: &Path,
+        writer: Option<&LogWriter>,
+        events: &Events,
+    ) -> Result<Dispatcher, BuildError> {
         let mut targets = Vec::new();
         for TargetSpec { name, filter, kind } in &settings.targets {
             let route = match kind {
-                TargetKind::Log4j => Route::Log4j,
+                TargetKind::Log4j => Route::Log4j(writer.cloned()),
                 TargetKind::EventServer { url, auth_key, routing_key_mode, delivery } => {
                     let (url, mode) = (url.clone(), routing_key_mode.clone());
                     let key = auth_key.as_ref().map(|k| k.0.clone());
-                    let sink =
-                        move || -> Box<dyn delivery::Sink<Message>> { Box::new(EventServerSink::new(&url, key, mode)) };
-                    network(name, "EVENT_SERVER", spool_root, delivery, &hook, Ok(Box::new(sink)))?
+                    let sink: SinkMaker<Message> =
+                        Box::new(move || -> Box<dyn Sink<Message>> { Box::new(EventServerSink::new(&url, key, mode)) });
+                    network(name, "EVENT_SERVER", spool_root, delivery, events, Ok(sink))?
                 }
                 TargetKind::Kafka { properties, topic, delivery, .. } => {
                     let template = topic.clone();
                     let sink = crate::kafka::producer::Producer::new(&properties.0).map(|producer| {
-                        Box::new(move || -> Box<dyn delivery::Sink<Message>> {
+                        Box::new(move || -> Box<dyn Sink<Message>> {
                             Box::new(crate::kafka::target::MessageSink::new(producer, template))
-                        }) as SinkMaker
+                        }) as SinkMaker<Message>
                     });
-                    network(name, "KAFKA", spool_root, delivery, &hook, sink)?
+                    network(name, "KAFKA", spool_root, delivery, events, sink)?
                 }
             };
             targets.push(Target { name: name.clone(), filter: filter.clone(), route });
@@ -114,33 +127,93 @@ impl Dispatcher {
     /// for debugging, is produced only when turned on: its logger enabled,
     /// or a network target that lists it in its SELECTED topics (`ALL` alone
     /// does not turn it on, or every target with `ALL` would double the
-    /// node's audit volume).
+    /// node's audit volume). The in-memory target takes everything.
     pub fn wants(&self, topic: Topic) -> bool {
         self.targets.iter().any(|t| {
-            t.filter.takes_topic(topic)
-                && match t.route {
-                    Route::Log4j => writer::enabled(topic.target(), log::Level::Info),
+            t.filter.takes_topic(&topic)
+                && match &t.route {
+                    Route::Log4j(Some(w)) => w.enabled(topic.target(), log::Level::Info),
+                    Route::Log4j(None) => log::log_enabled!(target: topic.target(), log::Level::Info),
                     Route::Network(_) => topic != Topic::ApiCalls || t.filter.topics.is_some(),
+                    Route::Memory(_) => true,
                 }
         })
     }
 
-    /// Hands `msg` to every target that takes it.
+    /// Hands `msg` to every target that takes it; may wait (a full writer
+    /// queue, a full spool under BLOCK): call it from threads of your own,
+    /// never from an async runtime's worker thread ([`Dispatcher::try_send`]).
     pub fn send(&self, msg: Message) {
-        for t in &self.targets {
-            if !t.filter.takes(msg.topic, msg.routing_key.as_ref()) {
+        if let Err(blocked) = self.try_send(msg) {
+            self.finish_blocked(blocked);
+        }
+    }
+
+    /// Hands `msg` to every target that takes it without ever waiting.
+    ///
+    /// # Errors
+    /// [`Blocked`] with the targets that could not take it yet.
+    pub fn try_send(&self, msg: Message) -> Result<(), Blocked> {
+        self.try_send_after(msg, &mut Vec::new())
+    }
+
+    /// Hands messages over without ever waiting; returns those some target
+    /// could not take, in order. Once a target could not take a message,
+    /// the later ones wait for it too, so that it keeps their order.
+    pub fn try_send_all(&self, messages: impl IntoIterator<Item = Message>) -> Vec<Blocked> {
+        let mut stuck = Vec::new();
+        messages.into_iter().filter_map(|m| self.try_send_after(m, &mut stuck).err()).collect()
+    }
+
+    /// [`Dispatcher::try_send`], with the targets in `stuck` not tried (and
+    /// targets that cannot take `msg` added to it).
+    fn try_send_after(&self, msg: Message, stuck: &mut Vec<usize>) -> Result<(), Blocked> {
+        let mut waiting = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            if !t.filter.takes(&msg.topic, msg.routing_key.as_ref()) {
                 continue;
             }
-            match &t.route {
-                Route::Log4j => writer::emit(msg.topic.target(), msg.level, msg.text.clone()),
+            if stuck.contains(&i) {
+                waiting.push(i);
+                continue;
+            }
+            let taken = match &t.route {
+                Route::Log4j(Some(w)) => w.try_emit(msg.topic.target(), msg.level, msg.text.clone()).is_ok(),
+                Route::Log4j(None) => {
+                    log::log!(target: msg.topic.target(), msg.level, "{}", msg.text);
+                    true
+                }
+                Route::Network(d) => d.try_send(msg.clone()).is_ok(),
+                Route::Memory(m) => {
+                    m.push(msg.clone());
+                    true
+                }
+            };
+            if !taken {
+                waiting.push(i);
+                stuck.push(i);
+            }
+        }
+        if waiting.is_empty() { Ok(()) } else { Err(Blocked { msg, targets: waiting }) }
+    }
+
+    /// Hands a blocked message to the targets that could not take it,
+    /// waiting as long as they need.
+    pub fn finish_blocked(&self, blocked: Blocked) {
+        let Blocked { msg, targets } = blocked;
+        for i in targets {
+            match &self.targets[i].route {
+                Route::Log4j(Some(w)) => w.emit(msg.topic.target(), msg.level, msg.text.clone()),
                 Route::Network(d) => d.send(msg.clone()),
+                Route::Log4j(None) | Route::Memory(_) => {}
             }
         }
     }
 
     /// Hands `msg` over and returns once it is recorded: written and flushed
     /// by the LOG4J target, queued (and so spooled if need be) by network
-    /// targets. For changes that may only happen once recorded.
+    /// targets. For changes that may only happen once recorded. Blocks the
+    /// calling thread.
     ///
     /// # Errors
     /// [`ConfirmError`] when a LOG4J appender failed, or no target took it.
@@ -148,17 +221,25 @@ impl Dispatcher {
         let mut recorded = false;
         let mut disabled = None;
         for t in &self.targets {
-            if !t.filter.takes(msg.topic, msg.routing_key.as_ref()) {
+            if !t.filter.takes(&msg.topic, msg.routing_key.as_ref()) {
                 continue;
             }
             match &t.route {
-                Route::Log4j => match writer::emit_confirmed(msg.topic.target(), msg.level, msg.text.to_string()) {
+                Route::Log4j(Some(w)) => match w.emit_confirmed(msg.topic.target(), msg.level, msg.text.clone()) {
                     Ok(()) => recorded = true,
                     Err(ConfirmError::Disabled(d)) => disabled = Some(d),
                     Err(e) => return Err(e),
                 },
+                Route::Log4j(None) => {
+                    log::log!(target: msg.topic.target(), msg.level, "{}", msg.text);
+                    recorded = true;
+                }
                 Route::Network(d) => {
                     d.send(msg.clone());
+                    recorded = true;
+                }
+                Route::Memory(m) => {
+                    m.push(msg.clone());
                     recorded = true;
                 }
             }
@@ -174,62 +255,36 @@ impl Dispatcher {
 
     /// Messages dropped by every target so far.
     pub fn dropped(&self) -> u64 {
-        self.targets.iter().map(|t| if let Route::Network(d) = &t.route { d.dropped() } else { 0 }).sum()
+        self.networks().map(Delivery::dropped).sum()
+    }
+
+    /// Every network target's delivery.
+    pub fn networks(&self) -> impl Iterator<Item = &Delivery<Message>> {
+        self.targets.iter().filter_map(|t| if let Route::Network(d) = &t.route { Some(d) } else { None })
     }
 
     /// Drains every network target to its destination or its spool, trying
     /// destinations until `deadline`.
     pub fn shutdown(&self, deadline: Instant) {
-        for t in &self.targets {
-            if let Route::Network(d) = &t.route {
-                d.shutdown(deadline);
-            }
+        for d in self.networks() {
+            d.shutdown(deadline);
         }
     }
 
-    /// Counters of every network target, by name.
+    /// Counters of every target, by name.
     pub fn snapshot(&self) -> Value {
         let targets: Map<String, Value> = self
             .targets
             .iter()
             .map(|t| match &t.route {
-                Route::Log4j => (t.name.clone(), serde_json::json!({"type": "LOG4J"})),
+                Route::Log4j(_) => (t.name.clone(), serde_json::json!({"type": "LOG4J"})),
                 Route::Network(d) => (t.name.clone(), d.snapshot()),
+                Route::Memory(m) => (t.name.clone(), serde_json::json!({"type": "MEMORY", "kept": m.messages().len()})),
             })
             .collect();
         Value::Object(targets)
     }
 }
-
-/// Sends `audit-target-down` / `audit-target-up` through the process's
-/// dispatcher, from a thread of its own: the worker that calls the hook must
-/// not wait on its own queue (a full spool under BLOCK would never drain).
-fn state_hook(node_id: String) -> delivery::StateHook {
-    std::sync::Arc::new(move |target: &str, error: Option<&str>| {
-        let msg = match error {
-            Some(e) => Message::event(
-                Topic::GenericFailure,
-                log::Level::Warn,
-                &node_id,
-                "audit-target-down",
-                None,
-                serde_json::json!({"target": target, "error": e}),
-            ),
-            None => Message::event(
-                Topic::Generic,
-                log::Level::Info,
-                &node_id,
-                "audit-target-up",
-                None,
-                serde_json::json!({"target": target}),
-            ),
-        };
-        let _ = std::thread::Builder::new().name("audit-state".into()).spawn(move || send(msg));
-    })
-}
-
-/// Builds a network target's sink on its worker thread.
-type SinkMaker = Box<dyn FnOnce() -> Box<dyn delivery::Sink<Message>> + Send>;
 
 /// Starts a network target: its spool under `spool_root/<name>/`, its
 /// worker with the sink `make_sink` builds (or the error of creating it).
@@ -237,43 +292,16 @@ fn network(
     name: &str,
     kind: &'static str,
     spool_root: &Path,
-    settings: &config::DeliverySettings,
-    hook: &delivery::StateHook,
-    make_sink: Result<SinkMaker, String>,
+    settings: &DeliverySettings,
+    events: &Events,
+    make_sink: Result<SinkMaker<Message>, String>,
 ) -> Result<Route, BuildError> {
     let dir = spool_root.join(name);
     let failed =
         |source: std::io::Error| BuildError { target: name.to_owned(), spool: dir.display().to_string(), source };
     let make_sink = make_sink.map_err(|e| failed(std::io::Error::other(e)))?;
-    let d = Delivery::start(name, kind, &dir, settings.clone(), make_sink, Some(hook.clone())).map_err(failed)?;
+    let d = Delivery::start(name, kind, &dir, settings.clone(), make_sink, Some(events.clone())).map_err(failed)?;
     Ok(Route::Network(d))
-}
-
-static GLOBAL: OnceLock<Dispatcher> = OnceLock::new();
-
-/// Installs the process's dispatcher (once).
-///
-/// # Errors
-/// Gives the dispatcher back when one is installed already.
-pub fn install(dispatcher: Dispatcher) -> Result<&'static Dispatcher, Dispatcher> {
-    GLOBAL.set(dispatcher)?;
-    Ok(GLOBAL.get().expect("just set"))
-}
-
-/// The installed dispatcher, or the default one.
-pub fn global() -> &'static Dispatcher {
-    static DEFAULT: OnceLock<Dispatcher> = OnceLock::new();
-    GLOBAL.get().unwrap_or_else(|| DEFAULT.get_or_init(Dispatcher::log4j_only))
-}
-
-/// [`Dispatcher::send`] on the process's dispatcher.
-pub fn send(msg: Message) {
-    global().send(msg);
-}
-
-/// [`Dispatcher::wants`] on the process's dispatcher.
-pub fn wants(topic: Topic) -> bool {
-    global().wants(topic)
 }
 
 #[cfg(test)]
@@ -284,10 +312,11 @@ mod tests {
     #[test]
     fn apicalls_is_produced_only_when_a_target_selects_it_by_name() {
         let dir = tempfile::tempdir().expect("tmp");
+        let (events, _rx) = Events::channel();
         let build = |targets: serde_json::Value| {
             let settings = parse(Some(&serde_json::json!({"settings": {"targets": targets}})), &Default::default())
                 .expect("valid");
-            Dispatcher::build(&settings, dir.path(), "n").expect("build")
+            Dispatcher::build(&settings, dir.path(), None, &events).expect("build")
         };
         let all = build(serde_json::json!([{"type": "EVENT_SERVER", "url": "http://127.0.0.1:1"}]));
         assert!(all.wants(Topic::ApinodeQuery));
@@ -297,5 +326,18 @@ mod tests {
             "topicsFiltering": "SELECTED", "topics": ["apicalls"]}]));
         assert!(named.wants(Topic::ApiCalls) && !named.wants(Topic::ApinodeQuery));
         named.shutdown(Instant::now());
+    }
+
+    #[test]
+    fn the_memory_target_keeps_every_message_in_order() {
+        let memory = MemoryTarget::default();
+        let d = Dispatcher::memory(memory.clone());
+        for t in [Topic::Generic, Topic::ApinodeQuery] {
+            d.send(Message::event(t, log::Level::Info, "n", "x", None, serde_json::json!({})));
+        }
+        assert!(d.wants(Topic::ApiCalls));
+        let topics: Vec<Topic> = memory.messages().iter().map(|m| m.topic).collect();
+        assert_eq!(topics, [Topic::Generic, Topic::ApinodeQuery]);
+        assert_eq!(memory.bodies(Topic::Generic)[0]["nodeId"], "n");
     }
 }

@@ -1,41 +1,23 @@
 //! `org.apache.kafka.log4jappender.KafkaLog4jAppender` as a log4rs appender
-//! (logging.md "Kafka appender"): each record is rendered by the appender's
-//! layout (without its trailing newline) and handed to a delivery queue of
-//! its own (`run/spool/kafka-appender-<NAME>/` when the broker cannot take
-//! it), so a record never waits on the network and a broker outage loses
-//! nothing. The key is the query's `serviceId` on the queries logger, else
-//! none. Also: the mapping of Apache Kafka's appender properties to
-//! librdkafka's, and [`shutdown_all`] for a graceful stop.
+//! (docs/logging.md "Kafka appender"): each record is rendered by the
+//! appender's layout (without its trailing newline) and handed to a delivery
+//! queue of its own (`run/spool/kafka-appender-<NAME>/` when the broker
+//! cannot take it), so a record never waits on the network and a broker
+//! outage loses nothing. The key is the query's `serviceId` on the queries
+//! logger, else none. Each appender registers its delivery in the
+//! configuration's `AppenderRegistry`, which drains it at stop. Also: the
+//! mapping of Apache Kafka's appender properties to librdkafka's.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Instant;
+use std::sync::Arc;
 
 use log4rs::append::Append;
 use log4rs::encode::Encode;
 use log4rs::encode::writer::simple::SimpleWriter;
 
 use super::record::KafkaRecord;
-use crate::dispatch::delivery::Delivery;
-
-/// Appender deliveries to drain at stop.
-static STARTED: Mutex<Vec<Weak<Delivery<KafkaRecord>>>> = Mutex::new(Vec::new());
-
-/// Drains every Kafka appender's queue to its broker or its spool (after the
-/// log writer has written its last records).
-pub fn shutdown_all(deadline: Instant) {
-    let started = std::mem::take(&mut *STARTED.lock().unwrap_or_else(PoisonError::into_inner));
-    for d in started.iter().filter_map(Weak::upgrade) {
-        d.shutdown(deadline);
-    }
-}
-
-/// Counters of every running Kafka appender, by delivery name
-/// (`kafka-appender-<NAME>`), for `/admin/api/metrics`.
-pub fn snapshots() -> Vec<(String, serde_json::Value)> {
-    let started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
-    started.iter().filter_map(Weak::upgrade).map(|d| (d.name().to_owned(), d.snapshot())).collect()
-}
+use crate::appender::AppenderRegistry;
+use crate::delivery::Delivery;
 
 /// A log4rs appender producing to one Kafka topic.
 pub struct KafkaAppender {
@@ -52,7 +34,7 @@ impl std::fmt::Debug for KafkaAppender {
 
 impl KafkaAppender {
     /// Creates the producer (checking every property) and starts delivery,
-    /// spooling under `spool_dir`.
+    /// spooling under `spool_dir`, registered in `registry`.
     ///
     /// # Errors
     /// A bad broker list or property, or a spool that cannot be opened.
@@ -62,12 +44,14 @@ impl KafkaAppender {
         properties: &[(String, String)],
         encoder: Box<dyn Encode>,
         spool_dir: &Path,
+        registry: &AppenderRegistry,
     ) -> Result<KafkaAppender, String> {
-        let delivery =
-            super::record::start_delivery(&format!("kafka-appender-{name}"), "KAFKA_APPENDER", properties, spool_dir)
-                .map_err(|e| format!("appender {name}: {e}"))?;
+        let delivery_name = format!("kafka-appender-{name}");
+        let events = Some(registry.events());
+        let delivery = super::record::start_delivery(&delivery_name, "KAFKA_APPENDER", properties, spool_dir, events)
+            .map_err(|e| format!("appender {name}: {e}"))?;
         let delivery = Arc::new(delivery);
-        STARTED.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::downgrade(&delivery));
+        registry.add_kafka(delivery.clone());
         Ok(KafkaAppender { topic: topic.to_owned(), encoder, delivery })
     }
 }

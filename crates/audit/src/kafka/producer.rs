@@ -1,10 +1,13 @@
 //! The one rdkafka producer shape every Kafka path of the node uses (the
-//! KAFKA target, the log4j appender, entity audit): settings chosen for an
-//! audit trail (idempotence, `acks=all`, lz4, a bounded local queue, a
-//! delivery timeout), then the connection's own properties on top. A batch
-//! is delivered when the broker acknowledged every record of it; a full
-//! local queue, a delivery error or a timeout fails the batch, which the
-//! caller spools and retries (so a record may come twice, identical, never
+//! KAFKA target, the log4j appender, entity audit): the audit-trail
+//! settings of `kafka::config` (idempotence, `acks=all`, lz4, a bounded
+//! local queue, a delivery timeout, a record limit), then the connection's
+//! own properties on top. A batch is delivered when the broker acknowledged
+//! every record of it. A record the producer or the broker will never take
+//! (larger than `message.max.bytes`, an invalid record or topic) is
+//! rejected by itself ([`Failure::Rejected`], so the caller keeps it in its
+//! dead letters); a full local queue, any other delivery error or a timeout
+//! fails the batch for a retry (so a record may come twice, identical, never
 //! zero times). librdkafka's own log goes to the `rdkafka` logger, which
 //! never carries a credential. Owns the client; knows no message format.
 
@@ -12,36 +15,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
-/// Settings applied before the connection's properties (which win).
-pub const AUDIT_DEFAULTS: [(&str, &str); 6] = [
-    ("enable.idempotence", "true"),
-    ("acks", "all"),
-    ("compression.type", "lz4"),
-    ("queue.buffering.max.messages", "20000"),
-    ("linger.ms", "5"),
-    ("message.timeout.ms", "10000"),
-];
-
-/// Properties whose values are secrets: never logged or echoed.
-pub fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("password") || n.contains("secret") || n.contains("jaas") || n.ends_with(".key.pem")
-}
-
-/// librdkafka properties whose `Debug` hides secret values.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Properties(pub Vec<(String, String)>);
-
-impl std::fmt::Debug for Properties {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, if is_secret(k) { "***" } else { v.as_str() }))).finish()
-    }
-}
+use super::config::{check, client_config};
+use crate::delivery::Failure;
 
 /// One record to produce.
 #[derive(Debug, Clone, Copy)]
@@ -56,10 +36,26 @@ pub struct Outgoing<'a> {
     pub headers: &'a [(&'a str, &'a str)],
 }
 
-/// Collects delivery failures of the batch in flight.
+/// Collects delivery failures of the batch in flight: the record's index
+/// in the batch, librdkafka's code and the error's text.
 #[derive(Debug, Default)]
 pub struct Ctx {
-    failures: Mutex<Vec<String>>,
+    failures: Mutex<Vec<(usize, Option<RDKafkaErrorCode>, String)>>,
+}
+
+/// Errors that no retry can cure: the record itself is at fault.
+fn permanent(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    )
 }
 
 impl ClientContext for Ctx {
@@ -81,10 +77,11 @@ impl ClientContext for Ctx {
 }
 
 impl ProducerContext for Ctx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
         if let Err((e, _)) = result {
-            self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e.to_string());
+            let failure = (index, e.rdkafka_error_code(), e.to_string());
+            self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(failure);
         }
     }
 }
@@ -109,54 +106,6 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-/// The client configuration of `properties` over the audit defaults.
-pub fn client_config(properties: &[(String, String)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    for (k, v) in AUDIT_DEFAULTS {
-        c.set(k, v);
-    }
-    for (k, v) in properties {
-        c.set(k, v);
-    }
-    c.set_log_level(RDKafkaLogLevel::Warning);
-    c
-}
-
-/// Checks `bootstrap.servers`: comma-separated `host:port`, optionally with
-/// a `PLAINTEXT://`-style prefix.
-///
-/// # Errors
-/// What is wrong with which entry.
-pub fn check_brokers(list: &str) -> Result<(), String> {
-    if list.trim().is_empty() {
-        return Err("the broker list is empty (expected host:port[,host:port...])".into());
-    }
-    for entry in list.split(',').map(str::trim) {
-        let address = entry.split_once("://").map_or(entry, |(_, a)| a);
-        let ok = address
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-        if !ok {
-            return Err(format!("{entry:?} is not host:port (expected host:port[,host:port...])"));
-        }
-    }
-    Ok(())
-}
-
-/// Checks a connection's properties without creating a client (no thread,
-/// no connection): the broker list, and every name and value as librdkafka
-/// reads them.
-///
-/// # Errors
-/// A bad broker list, an unknown property, a bad value.
-pub fn check(properties: &[(String, String)]) -> Result<(), String> {
-    match properties.iter().find(|(k, _)| k == "bootstrap.servers" || k == "metadata.broker.list") {
-        Some((_, v)) => check_brokers(v)?,
-        None => return Err("bootstrap.servers is required".into()),
-    }
-    client_config(properties).create_native_config().map(drop).map_err(|e| e.to_string())
-}
-
 impl Producer {
     /// Creates the producer (librdkafka checks every property name and value).
     ///
@@ -178,55 +127,12 @@ impl Producer {
     /// Produces every record and waits until the broker acknowledged them all.
     ///
     /// # Errors
-    /// Why some record is not known to be delivered.
-    pub fn send_batch(&mut self, records: &[Outgoing<'_>]) -> Result<(), String> {
-        if self.suspect {
-            self.inner
-                .client()
-                .fetch_metadata(None, PROBE_TIMEOUT)
-                .map_err(|e| format!("the broker does not answer: {e}"))?;
-        }
-        self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-        let deadline = Instant::now() + self.batch_timeout;
-        for r in records {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (k, v) in r.headers {
-                headers = headers.insert(Header { key: k, value: Some(*v) });
-            }
-            let mut record = BaseRecord::<str, str>::to(r.topic).payload(r.value).headers(headers);
-            if let Some(k) = r.key {
-                record = record.key(k);
-            }
-            loop {
-                match self.inner.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        if Instant::now() >= deadline {
-                            return Err("the local producer queue stayed full".into());
-                        }
-                        self.inner.poll(Duration::from_millis(20));
-                        record = back;
-                    }
-                    Err((e, _)) => return Err(format!("producing to {}: {e}", r.topic)),
-                }
-            }
-            self.inner.poll(Duration::ZERO);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let flushed = self.inner.flush(left);
-        let failures = std::mem::take(
-            &mut *self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let outcome = if let Some((code, reason)) = self.inner.client().fatal_error() {
-            Err(format!("fatal producer error ({code:?}): {reason}"))
-        } else if let Err(e) = flushed {
-            Err(format!("the broker did not acknowledge in time: {e}"))
-        } else if let Some(first) = failures.first() {
-            Err(format!("{} of {} records not acknowledged: {first}", failures.len(), records.len()))
-        } else {
-            Ok(())
-        };
-        if outcome.is_err() {
+    /// [`Failure::Rejected`] for records that can never be produced (the
+    /// others were delivered), [`Failure::Retry`] when some record is not
+    /// known to be delivered for any other reason.
+    pub fn send_batch(&mut self, records: &[Outgoing<'_>]) -> Result<(), Failure> {
+        let outcome = self.produce_all(records);
+        if matches!(outcome, Err(Failure::Retry(_))) {
             // The batch is retried by a new producer: an idempotent
             // producer's id and sequence numbers may be what the broker
             // refuses (a fatal state, or a broker that lost its producer
@@ -244,38 +150,69 @@ impl Producer {
         outcome
     }
 
+    fn produce_all(&mut self, records: &[Outgoing<'_>]) -> Result<(), Failure> {
+        if self.suspect {
+            self.inner
+                .client()
+                .fetch_metadata(None, PROBE_TIMEOUT)
+                .map_err(|e| Failure::Retry(format!("the broker does not answer: {e}")))?;
+        }
+        self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        let deadline = Instant::now() + self.batch_timeout;
+        let mut rejected = Vec::new();
+        for (index, r) in records.iter().enumerate() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in r.headers {
+                headers = headers.insert(Header { key: k, value: Some(*v) });
+            }
+            let mut record =
+                BaseRecord::<str, str, usize>::with_opaque_to(r.topic, index).payload(r.value).headers(headers);
+            if let Some(k) = r.key {
+                record = record.key(k);
+            }
+            loop {
+                match self.inner.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        if Instant::now() >= deadline {
+                            return Err(Failure::Retry("the local producer queue stayed full".into()));
+                        }
+                        self.inner.poll(Duration::from_millis(20));
+                        record = back;
+                    }
+                    Err((e, _)) if permanent(e.rdkafka_error_code()) => {
+                        rejected.push((index, format!("producing {} bytes to {}: {e}", r.value.len(), r.topic)));
+                        break;
+                    }
+                    Err((e, _)) => return Err(Failure::Retry(format!("producing to {}: {e}", r.topic))),
+                }
+            }
+            self.inner.poll(Duration::ZERO);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let flushed = self.inner.flush(left);
+        let failures = std::mem::take(
+            &mut *self.inner.context().failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if let Some((code, reason)) = self.inner.client().fatal_error() {
+            return Err(Failure::Retry(format!("fatal producer error ({code:?}): {reason}")));
+        }
+        if let Err(e) = flushed {
+            return Err(Failure::Retry(format!("the broker did not acknowledge in time: {e}")));
+        }
+        if let Some((_, _, first)) = failures.iter().find(|(_, code, _)| !permanent(*code)) {
+            return Err(Failure::Retry(format!(
+                "{} of {} records not acknowledged: {first}",
+                failures.len(),
+                records.len()
+            )));
+        }
+        rejected.extend(failures.into_iter().map(|(i, _, e)| (i, format!("the broker refused the record: {e}"))));
+        if rejected.is_empty() { Ok(()) } else { Err(Failure::Rejected(rejected)) }
+    }
+
     /// Waits for what is in flight (graceful stop).
     pub fn flush(&self, timeout: Duration) {
         let _ = self.inner.flush(timeout);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
-
-    #[test]
-    fn bad_broker_lists_and_unknown_properties_are_refused() {
-        assert!(Producer::new(&props(&[("bootstrap.servers", "127.0.0.1:9092")])).is_ok());
-        assert!(Producer::new(&props(&[("bootstrap.servers", "PLAINTEXT://a:1,b:2")])).is_ok());
-        for bad in ["", "nohost", "host:port", "host:0", ":9092"] {
-            let e = Producer::new(&props(&[("bootstrap.servers", bad)])).unwrap_err();
-            assert!(e.contains("host:port") || e.contains("empty"), "{bad}: {e}");
-        }
-        let e = Producer::new(&props(&[("bootstrap.servers", "a:1"), ("no.such.property", "1")])).unwrap_err();
-        assert!(e.contains("no.such.property"), "{e}");
-        assert!(Producer::new(&[]).unwrap_err().contains("bootstrap.servers"));
-    }
-
-    #[test]
-    fn secrets_are_recognised_and_never_printed() {
-        assert!(is_secret("sasl.password") && is_secret("SaslJaasConfig") && !is_secret("sasl.username"));
-        let p = Properties(props(&[("sasl.username", "u"), ("sasl.password", "hunter2")]));
-        let shown = format!("{p:?}");
-        assert!(shown.contains("\"u\"") && !shown.contains("hunter2"), "{shown}");
     }
 }

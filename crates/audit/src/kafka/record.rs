@@ -8,8 +8,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::producer::{Outgoing, Producer};
-use crate::dispatch::config::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
-use crate::dispatch::delivery::{Delivery, Record, Sink};
+use crate::delivery::{Delivery, DeliverySettings, Events, Failure, Record, Sink};
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +35,14 @@ impl Record for KafkaRecord {
     fn droppable(&self) -> bool {
         false
     }
+    fn event_id(&self) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == "eventId").map(|(_, v)| v.as_str())
+    }
 }
 
 /// Starts a delivery queue of plain records (onFull BLOCK, default spool cap
-/// and queue) producing with `properties`, spooling under `spool_dir`.
+/// and queue) producing with `properties`, spooling under `spool_dir`,
+/// reporting outages and rejections to `events`.
 ///
 /// # Errors
 /// A bad property, or a spool that cannot be opened.
@@ -48,14 +51,11 @@ pub fn start_delivery(
     kind: &'static str,
     properties: &[(String, String)],
     spool_dir: &std::path::Path,
+    events: Option<Events>,
 ) -> Result<Delivery<KafkaRecord>, String> {
     let producer = Producer::new(properties)?;
-    let settings = DeliverySettings {
-        on_full: OnFull::Block,
-        spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-        queue_capacity: DEFAULT_QUEUE_CAPACITY,
-    };
-    Delivery::start(name, kind, spool_dir, settings, Box::new(move || Box::new(RecordSink::new(producer))), None)
+    let sink = Box::new(move || -> Box<dyn Sink<KafkaRecord>> { Box::new(RecordSink::new(producer)) });
+    Delivery::start(name, kind, spool_dir, DeliverySettings::default(), sink, events)
         .map_err(|e| format!("cannot open the spool {}: {e}", spool_dir.display()))
 }
 
@@ -73,7 +73,7 @@ impl RecordSink {
 }
 
 impl Sink<KafkaRecord> for RecordSink {
-    fn deliver(&mut self, batch: &[KafkaRecord]) -> Result<(), String> {
+    fn deliver(&mut self, batch: &[KafkaRecord]) -> Result<(), Failure> {
         let headers: Vec<Vec<(&str, &str)>> =
             batch.iter().map(|r| r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
         let out: Vec<Outgoing<'_>> = batch

@@ -1,87 +1,15 @@
-//! The KAFKA audit target (audit.md "Targets"): its topic template
-//! (`dku-audit-${topic}`, `${routingKey}`; a message without a key uses
-//! `_none`), the record key (the routing key, else the message's
-//! `serviceId`), the value (the message's JSON) and the headers `topic`,
+//! The KAFKA audit target (docs/audit.md "Targets"): each message goes to
+//! the topic its template renders (`kafka::config::TopicTemplate`), with
+//! the record key (the routing key, else the message's `serviceId`), the value (the message's JSON) and the headers `topic`,
 //! `routingKey` and `eventId`. [`MessageSink`] produces batches of audit
-//! messages. Validation of templates is pure and names what is wrong.
+//! messages.
 
 use serde::Deserialize;
 
+use super::config::TopicTemplate;
 use super::producer::{Outgoing, Producer};
-use crate::dispatch::delivery::Sink;
+use crate::delivery::{Failure, Sink};
 use crate::message::Message;
-
-/// A message without a routing key renders `${routingKey}` as this.
-pub const NO_ROUTING_KEY: &str = "_none";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Topic,
-    RoutingKey,
-}
-
-/// A Kafka topic name with `${topic}` and `${routingKey}` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicTemplate {
-    parts: Vec<Part>,
-}
-
-impl TopicTemplate {
-    /// Parses a template.
-    ///
-    /// # Errors
-    /// An unknown placeholder, an unclosed `${`, or characters Kafka does not
-    /// allow in topic names (`[A-Za-z0-9._-]`).
-    pub fn parse(template: &str) -> Result<TopicTemplate, String> {
-        let mut parts = Vec::new();
-        let mut rest = template;
-        while let Some(i) = rest.find("${") {
-            if i > 0 {
-                parts.push(Part::Text(rest[..i].to_owned()));
-            }
-            let after = &rest[i + 2..];
-            let end = after.find('}').ok_or_else(|| format!("{template:?}: unclosed ${{"))?;
-            parts.push(match &after[..end] {
-                "topic" => Part::Topic,
-                "routingKey" => Part::RoutingKey,
-                other => {
-                    return Err(format!(
-                        "{template:?}: unknown placeholder ${{{other}}} (known: ${{topic}}, ${{routingKey}})"
-                    ));
-                }
-            });
-            rest = &after[end + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
-        for p in &parts {
-            if let Part::Text(t) = p
-                && let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-            {
-                return Err(format!("{template:?}: {c:?} is not allowed in a Kafka topic name ([A-Za-z0-9._-])"));
-            }
-        }
-        if parts.is_empty() {
-            return Err("the topic is empty".into());
-        }
-        Ok(TopicTemplate { parts })
-    }
-
-    /// The topic of a message.
-    pub fn render(&self, topic: &str, routing_key: Option<&str>) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Topic => out.push_str(topic),
-                Part::RoutingKey => out.push_str(routing_key.unwrap_or(NO_ROUTING_KEY)),
-            }
-        }
-        out
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,7 +49,7 @@ pub fn record_key(message: &Message) -> Option<String> {
 }
 
 impl Sink<Message> for MessageSink {
-    fn deliver(&mut self, batch: &[Message]) -> Result<(), String> {
+    fn deliver(&mut self, batch: &[Message]) -> Result<(), Failure> {
         let prepared: Vec<Prepared<'_>> = batch
             .iter()
             .map(|m| {
@@ -147,17 +75,6 @@ mod tests {
 
     use super::*;
     use crate::message::{EventId, RoutingKey};
-
-    #[test]
-    fn templates_render_topic_and_key() {
-        let t = TopicTemplate::parse("dku-audit-${topic}.${routingKey}").expect("valid");
-        assert_eq!(t.render("apinode-query", Some("churn")), "dku-audit-apinode-query.churn");
-        assert_eq!(t.render("authfail", None), "dku-audit-authfail._none");
-        assert_eq!(TopicTemplate::parse("plain").expect("valid").render("x", None), "plain");
-        for bad in ["${nope}", "a b", "x-${topic", ""] {
-            assert!(TopicTemplate::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn the_key_is_the_routing_key_else_the_service() {

@@ -15,7 +15,7 @@ use log4rs::filter::threshold::ThresholdFilter;
 
 use super::error::Log4jError;
 use super::model::{AppenderKind, AppenderSpec, LayoutSpec, Log4jConfig};
-use crate::appender::{DailyRollingFileAppender, FileAppender, RollingFileAppender};
+use crate::appender::{AppenderRegistry, DailyRollingFileAppender, FileAppender, RollingFileAppender};
 use crate::layout::JsonAuditLayout;
 
 /// A log4j logger name as a log4rs target path.
@@ -23,11 +23,12 @@ pub fn log4rs_name(dotted: &str) -> String {
     dotted.replace('.', "::")
 }
 
-/// Builds the log4rs configuration, opening the files of used appenders.
+/// Builds the log4rs configuration, opening the files of used appenders
+/// (each given `registry`).
 ///
 /// # Errors
 /// Every appender that could not be opened, and log4rs's own complaints.
-pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
+pub fn build(model: &Log4jConfig, registry: &AppenderRegistry) -> Result<Config, Vec<Log4jError>> {
     let used: BTreeSet<&String> =
         model.root.appenders.iter().chain(model.loggers.values().flat_map(|l| &l.appenders)).collect();
     let mut errors = Vec::new();
@@ -36,7 +37,7 @@ pub fn build(model: &Log4jConfig) -> Result<Config, Vec<Log4jError>> {
         let Some(spec) = model.appenders.get(name) else {
             continue;
         };
-        match open(spec) {
+        match open(spec, registry) {
             Ok(append) => {
                 let threshold = match (spec.threshold, model.threshold) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -80,7 +81,7 @@ pub fn effective_level(model: &Log4jConfig, name: &str) -> LevelFilter {
     model.root.level.unwrap_or(LevelFilter::Debug)
 }
 
-fn open(spec: &AppenderSpec) -> std::io::Result<Box<dyn Append>> {
+fn open(spec: &AppenderSpec, registry: &AppenderRegistry) -> std::io::Result<Box<dyn Append>> {
     let encoder: Box<dyn Encode> = match &spec.layout {
         LayoutSpec::Pattern(p) => Box::new(p.clone()),
         LayoutSpec::JsonAudit => Box::new(JsonAuditLayout),
@@ -91,16 +92,28 @@ fn open(spec: &AppenderSpec) -> std::io::Result<Box<dyn Append>> {
             let target = if *stderr { Target::Stderr } else { Target::Stdout };
             Box::new(ConsoleAppender::builder().target(target).encoder(encoder).build())
         }
-        AppenderKind::File { path: p, append } => Box::new(FileAppender::new(&path(p), *append, encoder)?),
+        AppenderKind::File { path: p, append } => Box::new(FileAppender::new(&path(p), *append, encoder, registry)?),
         AppenderKind::Rolling { path: p, append, max_size, max_backups } => {
-            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, *max_backups, encoder)?)
+            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, *max_backups, encoder, registry)?)
         }
-        AppenderKind::Daily { path: p, append, suffix_format, period } => {
-            Box::new(DailyRollingFileAppender::new(&path(p), *append, suffix_format.clone(), *period, encoder)?)
-        }
+        AppenderKind::Daily { path: p, append, suffix_format, period } => Box::new(DailyRollingFileAppender::new(
+            &path(p),
+            *append,
+            suffix_format.clone(),
+            *period,
+            encoder,
+            registry,
+        )?),
         AppenderKind::Kafka { topic, properties, spool_dir } => Box::new(
-            crate::kafka::appender::KafkaAppender::new(&spec.name, topic, &properties.0, encoder, &path(spool_dir))
-                .map_err(std::io::Error::other)?,
+            crate::kafka::appender::KafkaAppender::new(
+                &spec.name,
+                topic,
+                &properties.0,
+                encoder,
+                &path(spool_dir),
+                registry,
+            )
+            .map_err(std::io::Error::other)?,
         ),
     })
 }

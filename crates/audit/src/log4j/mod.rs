@@ -68,13 +68,17 @@ pub struct Loaded {
     pub warnings: Vec<Log4jError>,
 }
 
-/// Translates and builds in one step.
+/// Translates and builds in one step; the appenders share `registry`.
 ///
 /// # Errors
 /// Every problem found, in translation or while opening files.
-pub fn load(sources: &[Source], vars: &Vars) -> Result<Loaded, Log4jErrors> {
+pub fn load(
+    sources: &[Source],
+    vars: &Vars,
+    registry: &crate::appender::AppenderRegistry,
+) -> Result<Loaded, Log4jErrors> {
     let model = translate(sources, vars)?;
-    let config = build::build(&model).map_err(Log4jErrors)?;
+    let config = build::build(&model, registry).map_err(Log4jErrors)?;
     Ok(Loaded { config, warnings: model.warnings })
 }
 

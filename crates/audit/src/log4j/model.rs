@@ -79,7 +79,7 @@ pub enum AppenderKind {
         /// The Kafka topic.
         topic: String,
         /// librdkafka properties.
-        properties: crate::kafka::producer::Properties,
+        properties: crate::kafka::config::Properties,
         /// Where undelivered records wait.
         spool_dir: String,
     },
@@ -462,7 +462,7 @@ fn kafka_appender(
     let spool_dir = format!("{data_dir}/run/spool/kafka-appender-{name}");
     Ok(AppenderSpec {
         name: name.to_owned(),
-        kind: AppenderKind::Kafka { topic, properties: crate::kafka::producer::Properties(properties), spool_dir },
+        kind: AppenderKind::Kafka { topic, properties: crate::kafka::config::Properties(properties), spool_dir },
         layout,
         threshold,
         at: at.clone(),

@@ -149,8 +149,9 @@ fn a_missing_file_property_and_a_bad_date_pattern_are_errors() {
 /// Logs records through a writer built from `extra` over the base file in
 /// `dir`, then stops the writer (draining it).
 fn log_through(dir: &Path, extra: &str, records: &[(&str, Level, &str)]) {
-    let loaded = load(&sources(extra), &vars(&dir.display().to_string())).expect("valid configuration");
-    let (logger, guard) = writer::start(loaded.config).expect("writer");
+    let registry = crate::appender::AppenderRegistry::new();
+    let loaded = load(&sources(extra), &vars(&dir.display().to_string()), &registry).expect("valid configuration");
+    let (logger, guard) = writer::start(loaded.config, &registry).expect("writer");
     for (target, level, message) in records {
         let args = format_args!("{message}");
         logger.log(&log::Record::builder().target(target).level(*level).args(args).build());
@@ -218,7 +219,8 @@ fn an_appender_that_cannot_open_its_file_is_a_build_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("blocker"), "a file where a folder should be").expect("write");
     let extra = "log4j.appender.MAIN.File=${DIP_HOME}/blocker/apimain.log\n";
-    let errors = load(&sources(extra), &vars(&dir.path().display().to_string())).unwrap_err();
+    let registry = crate::appender::AppenderRegistry::new();
+    let errors = load(&sources(extra), &vars(&dir.path().display().to_string()), &registry).unwrap_err();
     assert!(errors.to_string().contains("appender MAIN cannot open its file"), "{errors}");
 }
 

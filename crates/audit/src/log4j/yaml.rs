@@ -19,15 +19,16 @@ use super::error::{Location, Log4jError, Log4jErrors};
 use super::model::{Vars, size, substitute};
 use super::{Loaded, build::log4rs_name};
 use crate::appender::daily::Period;
-use crate::appender::{DailyRollingFileAppender, FileAppender, RollingFileAppender};
+use crate::appender::{AppenderRegistry, DailyRollingFileAppender, FileAppender, RollingFileAppender};
 use crate::layout::{JsonAuditLayout, PatternLayout, java_date};
 
-/// Reads a log4rs YAML configuration; `label` names the file in errors.
+/// Reads a log4rs YAML configuration; `label` names the file in errors,
+/// and the appenders share `registry`.
 ///
 /// # Errors
 /// Every problem: YAML syntax, unknown kinds, bad fields, files that cannot
 /// be opened, and log4rs's own checks.
-pub fn load(label: &str, text: &str, vars: &Vars) -> Result<Loaded, Log4jErrors> {
+pub fn load(label: &str, text: &str, vars: &Vars, registry: &AppenderRegistry) -> Result<Loaded, Log4jErrors> {
     let at = |line: usize| Location { file: label.into(), line, key: String::new() };
     let text = substitute(text, vars).map_err(|m| Log4jErrors(vec![Log4jError::new(at(1), m)]))?;
     let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
@@ -45,7 +46,7 @@ pub fn load(label: &str, text: &str, vars: &Vars) -> Result<Loaded, Log4jErrors>
     }
     let raw: RawConfig = serde_yaml::from_value(value)
         .map_err(|e| Log4jErrors(vec![Log4jError::new(at(1), format!("not a log4rs configuration: {e}"))]))?;
-    let (appenders, errors) = raw.appenders_lossy(&deserializers(&vars.data_dir));
+    let (appenders, errors) = raw.appenders_lossy(&deserializers(&vars.data_dir, registry));
     if !errors.is_empty() {
         let errors = format!("{errors:?}");
         return Err(Log4jErrors(vec![Log4jError::new(at(1), format!("bad appender: {errors}"))]));
@@ -84,13 +85,14 @@ fn inherit_levels(loggers: &mut serde_yaml::Mapping, root_level: Option<serde_ya
     }
 }
 
-/// log4rs's deserializers plus this crate's kinds.
-pub fn deserializers(data_dir: &str) -> Deserializers {
+/// log4rs's deserializers plus this crate's kinds, whose appenders share
+/// `registry`.
+pub fn deserializers(data_dir: &str, registry: &AppenderRegistry) -> Deserializers {
     let mut d = Deserializers::new();
-    d.insert("kafka", KafkaKind { data_dir: data_dir.to_owned() });
-    d.insert("log4j_file", FileKind);
-    d.insert("log4j_rolling_file", RollingKind);
-    d.insert("log4j_daily_rolling_file", DailyKind);
+    d.insert("kafka", KafkaKind { data_dir: data_dir.to_owned(), registry: registry.clone() });
+    d.insert("log4j_file", FileKind(registry.clone()));
+    d.insert("log4j_rolling_file", RollingKind(registry.clone()));
+    d.insert("log4j_daily_rolling_file", DailyKind(registry.clone()));
     d.insert("log4j_pattern", PatternKind);
     d.insert("json_audit", JsonKind);
     d
@@ -114,13 +116,14 @@ pub struct FileKindConfig {
     encoder: Option<EncoderConfig>,
 }
 
-struct FileKind;
+struct FileKind(AppenderRegistry);
 
 impl Deserialize for FileKind {
     type Trait = dyn Append;
     type Config = FileKindConfig;
     fn deserialize(&self, c: FileKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
-        Ok(Box::new(FileAppender::new(Path::new(&c.path), c.append.unwrap_or(true), encoder(c.encoder, d)?)?))
+        let append = c.append.unwrap_or(true);
+        Ok(Box::new(FileAppender::new(Path::new(&c.path), append, encoder(c.encoder, d)?, &self.0)?))
     }
 }
 
@@ -139,7 +142,7 @@ pub struct RollingKindConfig {
     encoder: Option<EncoderConfig>,
 }
 
-struct RollingKind;
+struct RollingKind(AppenderRegistry);
 
 impl Deserialize for RollingKind {
     type Trait = dyn Append;
@@ -148,7 +151,8 @@ impl Deserialize for RollingKind {
         let max_size = size(c.max_file_size.as_deref().unwrap_or("10MB")).map_err(anyhow::Error::msg)?;
         let append = c.append.unwrap_or(true);
         let backups = c.max_backup_index.unwrap_or(1);
-        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, backups, encoder(c.encoder, d)?)?))
+        let encoder = encoder(c.encoder, d)?;
+        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, backups, encoder, &self.0)?))
     }
 }
 
@@ -165,7 +169,7 @@ pub struct DailyKindConfig {
     encoder: Option<EncoderConfig>,
 }
 
-struct DailyKind;
+struct DailyKind(AppenderRegistry);
 
 impl Deserialize for DailyKind {
     type Trait = dyn Append;
@@ -175,7 +179,8 @@ impl Deserialize for DailyKind {
         let suffix = java_date::to_chrono(pattern).map_err(anyhow::Error::msg)?;
         let period = Period::of(pattern).map_err(anyhow::Error::msg)?;
         let append = c.append.unwrap_or(true);
-        Ok(Box::new(DailyRollingFileAppender::new(Path::new(&c.path), append, suffix, period, encoder(c.encoder, d)?)?))
+        let encoder = encoder(c.encoder, d)?;
+        Ok(Box::new(DailyRollingFileAppender::new(Path::new(&c.path), append, suffix, period, encoder, &self.0)?))
     }
 }
 
@@ -194,6 +199,7 @@ pub struct KafkaKindConfig {
 
 struct KafkaKind {
     data_dir: String,
+    registry: AppenderRegistry,
 }
 
 impl Deserialize for KafkaKind {
@@ -202,8 +208,9 @@ impl Deserialize for KafkaKind {
     fn deserialize(&self, c: KafkaKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
         let properties: Vec<(String, String)> = c.properties.into_iter().collect();
         let spool = Path::new(&self.data_dir).join("run/spool").join(format!("kafka-appender-{}", c.name));
+        let encoder = encoder(c.encoder, d)?;
         let appender =
-            crate::kafka::appender::KafkaAppender::new(&c.name, &c.topic, &properties, encoder(c.encoder, d)?, &spool)
+            crate::kafka::appender::KafkaAppender::new(&c.name, &c.topic, &properties, encoder, &spool, &self.registry)
                 .map_err(anyhow::Error::msg)?;
         Ok(Box::new(appender))
     }
@@ -277,8 +284,9 @@ loggers:
     fn dotted_loggers_custom_kinds_and_variables() {
         let dir = tempfile::tempdir().expect("tempdir");
         let vars = Vars { data_dir: dir.path().display().to_string(), env: Default::default() };
-        let loaded = load("resources/logging/dku-log4rs.yaml", YAML, &vars).expect("valid YAML");
-        let (logger, guard) = crate::writer::start(loaded.config).expect("writer");
+        let registry = AppenderRegistry::new();
+        let loaded = load("resources/logging/dku-log4rs.yaml", YAML, &vars, &registry).expect("valid YAML");
+        let (logger, guard) = crate::writer::start(loaded.config, &registry).expect("writer");
         for (target, message) in
             [("dku::apinode::audit::queries", r#"{"requestId": "y1"}"#), ("dku::apinode::audit::admin", "admin change")]
         {
@@ -296,13 +304,14 @@ loggers:
     #[test]
     fn problems_name_the_file() {
         let vars = Vars::default();
-        let e = load("x.yaml", "appenders: [", &vars).unwrap_err().to_string();
+        let r = AppenderRegistry::new();
+        let e = load("x.yaml", "appenders: [", &vars, &r).unwrap_err().to_string();
         assert!(e.contains("x.yaml:") && e.contains("not valid YAML"), "{e}");
-        let e = load("x.yaml", "appenders:\n  a:\n    kind: nope\nroot:\n  level: info\n  appenders: [a]\n", &vars)
+        let e = load("x.yaml", "appenders:\n  a:\n    kind: nope\nroot:\n  level: info\n  appenders: [a]\n", &vars, &r)
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad appender") && e.contains("nope"), "{e}");
-        let e = load("x.yaml", "root:\n  level: info\n  appenders: [missing]\n", &vars).unwrap_err().to_string();
+        let e = load("x.yaml", "root:\n  level: info\n  appenders: [missing]\n", &vars, &r).unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
     }
 
@@ -316,11 +325,13 @@ loggers:
             )
         };
         let good = yaml("      bootstrap.servers: \"127.0.0.1:9\"\n      message.timeout.ms: \"1000\"\n");
-        assert!(load("k.yaml", &good, &vars).is_ok());
+        let registry = AppenderRegistry::new();
+        assert!(load("k.yaml", &good, &vars, &registry).is_ok());
         assert!(dir.path().join("run/spool/kafka-appender-q").is_dir(), "its spool folder");
         let bad = yaml("      bootstrap.servers: \"127.0.0.1:9\"\n      no.such.property: \"1\"\n");
-        let e = load("k.yaml", &bad, &vars).unwrap_err().to_string();
+        let e = load("k.yaml", &bad, &vars, &registry).unwrap_err().to_string();
         assert!(e.contains("no.such.property"), "{e}");
-        crate::kafka::appender::shutdown_all(std::time::Instant::now());
+        assert_eq!(registry.kafka_snapshots().len(), 1, "the good appender is registered");
+        registry.shutdown_kafka(std::time::Instant::now());
     }
 }

@@ -1,4 +1,4 @@
-//! The closed set of audit topics (audit.md "Messages"), their wire names and
+//! The closed set of audit topics (docs/audit.md "Messages"), their wire names and
 //! the dotted log4j logger each is written to by the LOG4J target. Owns the
 //! names only; it does not write or route anything.
 
@@ -69,7 +69,7 @@ impl Topic {
     }
 
     /// Whether onFull DROP may drop messages of this topic when a spool is
-    /// full (audit.md: only queries and calls).
+    /// full (docs/audit.md: only queries and calls).
     pub fn droppable(self) -> bool {
         matches!(self, Topic::ApinodeQuery | Topic::ApiCalls)
     }

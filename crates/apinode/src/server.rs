@@ -1,43 +1,26 @@
 //! A node's lifecycle: settings and registry loaded from the data directory,
-//! the listener bound, `run/apinode.pid` and `run/apinode.port` written, then
-//! serving until SIGTERM or SIGINT, and a graceful stop (requests in flight
-//! finish; the pid file is removed last). [`Node`] is the state every handler
-//! shares; [`RunningNode`] is a server started in this process (tests).
+//! logging and the audit runtime started, the listener bound,
+//! `run/apinode.pid` and `run/apinode.port` written, then serving until
+//! SIGTERM or SIGINT, and a graceful stop (requests in flight finish, the
+//! last audit messages are sent, the audit runtime stops in its order, the
+//! pid file is removed last). [`RunningNode`] is a server started in this
+//! process (tests). The only module that imports `http` to serve.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use audit::AuditRuntime;
+use audit::appender::AppenderRegistry;
+use audit::runtime::{Logging, RuntimeSettings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::admin::keys::AdminKeyStore;
 use crate::config::{Overrides, ServerConfig};
-use crate::metrics::Metrics;
 use crate::problems::Problems;
-use crate::query_ring::QueryRings;
-use crate::registry::Registry;
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub struct Node {
-    /// The data directory (services, config, run).
-    pub data_dir: PathBuf,
-    /// Validated settings.
-    pub config: ServerConfig,
-    /// Every service.
-    pub registry: Registry,
-    /// Admin API keys.
-    pub admin_keys: AdminKeyStore,
-    /// Serialises admin changes (validate, stage, record, commit).
-    pub admin_lock: tokio::sync::Mutex<()>,
-    /// Request counters.
-    pub metrics: Metrics,
-    /// Each service's recent query records.
-    pub queries: QueryRings,
-}
+use crate::state::Node;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +31,9 @@ pub enum StartError {
     /// The runtime log could not start.
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
-    /// An audit target could not start.
+    /// The audit runtime could not start.
     #[error(transparent)]
-    Audit(#[from] audit::dispatch::BuildError),
+    Audit(#[from] audit::runtime::StartError),
     /// The admin keys could not be read or the local secret written.
     #[error(transparent)]
     Keys(#[from] crate::admin::keys::KeyStoreError),
@@ -67,26 +50,6 @@ pub enum StartError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
     let what = what.into();
     move |source| StartError::Io { what, source }
-}
-
-impl Node {
-    /// Loads the registry and admin keys of `data_dir` with settings `config`.
-    ///
-    /// # Errors
-    /// [`StartError::Keys`] when `config/admin-keys.json` is unreadable.
-    pub fn load(data_dir: &Path, config: ServerConfig) -> Result<Node, StartError> {
-        let admin_keys = AdminKeyStore::open(data_dir)?;
-        let registry = Registry::load(data_dir);
-        Ok(Node {
-            data_dir: data_dir.to_path_buf(),
-            config,
-            registry,
-            admin_keys,
-            admin_lock: tokio::sync::Mutex::new(()),
-            metrics: Metrics::default(),
-            queries: QueryRings::default(),
-        })
-    }
 }
 
 /// How long a graceful stop keeps trying to deliver spooled audit messages
@@ -135,31 +98,17 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
     let config = ServerConfig::load(data_dir, env, overrides).map_err(StartError::Config)?;
-    let logging = crate::logging::init(data_dir, env)?;
+    let registry = AppenderRegistry::new();
+    let (writer, guard) = crate::logging::init(data_dir, env, &registry)?;
     log::info!("Starting apinode {} on data directory {}", env!("CARGO_PKG_VERSION"), data_dir.display());
     if !config.unused_keys.is_empty() {
         log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
-    let dispatcher = audit::dispatch::Dispatcher::build(&config.audit, &run_dir.join("spool"), &config.node_id)?;
-    log::info!("Audit targets: {dispatcher:?}");
-    let dispatcher = audit::dispatch::install(dispatcher).map_err(|_| StartError::Io {
-        what: "installing the audit dispatcher".into(),
-        source: std::io::Error::other("one is installed already"),
-    })?;
+    let audit = start_audit(&config, &run_dir, Logging { writer, guard, registry })?;
+    log::info!("Audit targets: {:?}", audit.dispatcher());
     let started_at = crate::audit_log::now();
-    let entity = &config.entity_audit;
-    if let (true, Some(name)) = (entity.enabled, entity.connection.as_ref()) {
-        let properties = config.kafka.get(name).cloned().unwrap_or_default();
-        crate::entity::start_kafka(&properties, &entity.topic, &run_dir.join("spool/entity-audit")).map_err(|e| {
-            StartError::Io {
-                what: format!("starting entity audit to Kafka ({name})"),
-                source: std::io::Error::other(e),
-            }
-        })?;
-        log::info!("Entity audit messages go to the Kafka topic {} on connection {name}", entity.topic);
-    }
     let addr = SocketAddr::new(config.bind, config.port);
-    let mut node = Node::load(data_dir, config)?;
+    let mut node = Node::load(data_dir, config, audit.clone())?;
     node.admin_keys.write_local_secret(data_dir)?;
     let node = Arc::new(node);
     let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;
@@ -169,49 +118,52 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
         .map_err(io("writing run/apinode.port"))?;
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(io("writing run/apinode.pid"))?;
     log::info!("Listening on {bound}");
-    let node_id = node.config.node_id.clone();
     let lifecycle = |msg_type: &str, details: serde_json::Value| {
-        audit::Message::event(audit::Topic::Generic, log::Level::Info, &node_id, msg_type, None, details)
+        crate::audit_log::node_event(&node.config.node_id, msg_type, details)
     };
-    dispatcher.send(lifecycle(
+    let start = lifecycle(
         "node-start",
         serde_json::json!({"pid": std::process::id(), "port": bound.port(), "version": env!("CARGO_PKG_VERSION")}),
-    ));
-    let period = Arc::new(std::sync::Mutex::new(crate::resource_usage::Period::default()));
-    let usage_task = tokio::spawn(crate::resource_usage::run(node.clone(), period.clone(), started_at.clone()));
-    let served = crate::http::serve(listener, node.clone(), stop_signal()).await;
+    );
+    node.record(vec![start]).await;
+    let usage = crate::resource_usage::Usage::new(&node.config.node_id, started_at);
+    let usage_task = tokio::spawn(usage.clone().run(node.clone()));
+    let signal = stop_signal(audit.clone());
+    let served = crate::http::serve(listener, node.clone(), signal).await;
     log::info!("Stopped serving; requests in flight have finished; draining the audit targets");
     usage_task.abort();
-    let (usage, drops) = {
-        let mut p = period.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let usage = crate::resource_usage::message(&node, &mut p, &started_at, true);
-        (usage, crate::resource_usage::drops_message(&node, &mut p))
-    };
-    dispatcher.send(usage);
-    if let Some(d) = drops {
-        dispatcher.send(d);
-    }
-    dispatcher.send(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
-    let drained = tokio::task::spawn_blocking(|| {
-        let deadline = std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT;
-        audit::dispatch::global().shutdown(deadline);
-        crate::entity::stop_kafka(deadline);
-    });
-    let _ = drained.await;
-    log::info!("Audit targets drained; writing the last log records");
-    logging.shutdown();
-    // Kafka appenders take the writer's last records, then drain.
-    let _ = tokio::task::spawn_blocking(|| {
-        audit::kafka::appender::shutdown_all(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);
+    let mut last = usage.final_messages(&node.metrics, &audit);
+    last.push(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
+    node.record(last).await;
+    let stopping = audit.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        stopping.shutdown(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);
     })
     .await;
     let _ = std::fs::remove_file(&pid_file);
     served.map_err(io("serving"))
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP makes every log file reopen
-/// (`bin/dss reopenlogs`, after an external logrotate).
-async fn stop_signal() {
+/// Starts the audit runtime of `config` on `logging`.
+fn start_audit(config: &ServerConfig, run_dir: &Path, logging: Logging) -> Result<Arc<AuditRuntime>, StartError> {
+    let entity = &config.entity_audit;
+    let entity_kafka = match (entity.enabled, entity.connection.as_ref()) {
+        (true, Some(name)) => {
+            let properties = config.kafka.get(name).map(Vec::as_slice).unwrap_or_default();
+            log::info!("Entity audit messages go to the Kafka topic {} on connection {name}", entity.topic);
+            Some((properties, entity.topic.as_str()))
+        }
+        _ => None,
+    };
+    let spool_root = run_dir.join("spool");
+    let settings =
+        RuntimeSettings { node_id: &config.node_id, audit: &config.audit, spool_root: &spool_root, entity_kafka };
+    Ok(AuditRuntime::start(&settings, Some(logging))?)
+}
+
+/// Resolves on SIGTERM or SIGINT. SIGHUP makes every log file of `audit`
+/// reopen (`bin/dss reopenlogs`, after an external logrotate).
+async fn stop_signal(audit: Arc<AuditRuntime>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -224,7 +176,7 @@ async fn stop_signal() {
             _ = term.recv() => { log::info!("SIGTERM received, stopping"); return; }
             _ = int.recv() => { log::info!("SIGINT received, stopping"); return; }
             _ = hup.recv() => {
-                audit::appender::request_reopen();
+                audit.reopen_logs();
                 log::info!("SIGHUP received, log files reopened");
             }
         }

@@ -34,6 +34,14 @@ struct Segment {
     start: u64,
 }
 
+/// Lines handed out and not committed: their segment, where the reader was
+/// before them, and where each of them ends (so that a part can be committed).
+struct Uncommitted {
+    seq: u64,
+    start: u64,
+    ends: Vec<u64>,
+}
+
 /// The first segment number of a new spool: leaves room below for
 /// [`Spool::prepend`].
 const FIRST_SEQ: u64 = 1 << 32;
@@ -46,8 +54,8 @@ pub struct Spool {
     writer: Option<BufWriter<File>>,
     /// The head segment, positioned after the last committed line.
     reader: Option<BufReader<File>>,
-    /// Where the reader was before the lines handed out and not yet committed.
-    uncommitted: Option<(u64, u64)>,
+    /// The lines handed out by [`Spool::peek`] and not yet committed.
+    uncommitted: Option<Uncommitted>,
     next_seq: u64,
     gauge: Arc<SpoolGauge>,
 }
@@ -151,7 +159,7 @@ impl Spool {
         }
         // Remember how far the head was read; a new reader starts there.
         let read_to = match (self.uncommitted.take(), self.reader.as_mut()) {
-            (Some((seq, pos)), _) if seq == front.seq => pos,
+            (Some(u), _) if u.seq == front.seq => u.start,
             (_, Some(r)) => r.stream_position()?,
             (_, None) => front.start,
         };
@@ -194,12 +202,12 @@ impl Spool {
     /// # Errors
     /// When a segment cannot be read.
     pub fn peek(&mut self, max: usize, max_bytes: usize) -> io::Result<Vec<String>> {
-        if let Some((seq, pos)) = self.uncommitted.take() {
+        if let Some(u) = self.uncommitted.take() {
             // Lines handed out before and not committed: read them again.
-            if self.segments.front().is_some_and(|s| s.seq == seq)
+            if self.segments.front().is_some_and(|s| s.seq == u.seq)
                 && let Some(r) = self.reader.as_mut()
             {
-                r.seek(SeekFrom::Start(pos))?;
+                r.seek(SeekFrom::Start(u.start))?;
             }
         }
         loop {
@@ -212,7 +220,7 @@ impl Spool {
             }
             let reader = self.reader.as_mut().expect("opened above");
             let start = reader.stream_position()?;
-            let (out, at_end) = read_lines(reader, max, max_bytes, writing, &self.dir, seq)?;
+            let (out, ends, at_end) = read_lines(reader, max, max_bytes, writing, &self.dir, seq)?;
             if out.is_empty() && at_end && !writing {
                 // Everything in this closed segment was delivered (or was a
                 // cut line): remove it and go on with the next one.
@@ -220,7 +228,7 @@ impl Spool {
                 self.drop_head()?;
                 continue;
             }
-            self.uncommitted = Some((seq, start));
+            self.uncommitted = Some(Uncommitted { seq, start, ends });
             return Ok(out);
         }
     }
@@ -235,20 +243,31 @@ impl Spool {
         Ok(())
     }
 
-    /// Marks the lines of the last [`Spool::peek`] as delivered; deletes the
-    /// head segment once it is fully delivered.
+    /// Marks the first `lines` lines of the last [`Spool::peek`] as
+    /// delivered (the others are handed out again by the next peek); deletes
+    /// the head segment once it is fully delivered.
     ///
     /// # Errors
     /// When a delivered segment cannot be removed.
     pub fn commit(&mut self, lines: usize) -> io::Result<()> {
-        self.uncommitted = None;
+        let Some(u) = self.uncommitted.take() else { return Ok(()) };
+        let lines = lines.min(u.ends.len());
         self.gauge
             .messages
             .fetch_sub((lines as u64).min(self.gauge.messages.load(Ordering::Relaxed)), Ordering::Relaxed);
         let Some(head) = self.segments.front() else { return Ok(()) };
+        if head.seq != u.seq {
+            return Ok(());
+        }
         let Some(reader) = self.reader.as_mut() else { return Ok(()) };
-        let at_end = reader.stream_position()? >= head.bytes;
-        if at_end {
+        let at = if lines < u.ends.len() {
+            let at = if lines == 0 { u.start } else { u.ends[lines - 1] };
+            reader.seek(SeekFrom::Start(at))?;
+            at
+        } else {
+            reader.stream_position()?
+        };
+        if at >= head.bytes {
             let is_writer = self.segments.len() == 1 && self.writer.is_some();
             if is_writer {
                 self.writer = None;
@@ -272,7 +291,8 @@ impl Spool {
     }
 }
 
-/// Reads whole lines from `reader`; true when it reached the end of the file.
+/// Reads whole lines from `reader`, with the offset where each ends; true
+/// when it reached the end of the file.
 fn read_lines(
     reader: &mut BufReader<File>,
     max: usize,
@@ -280,30 +300,34 @@ fn read_lines(
     writing: bool,
     dir: &Path,
     seq: u64,
-) -> io::Result<(Vec<String>, bool)> {
+) -> io::Result<(Vec<String>, Vec<u64>, bool)> {
     let mut out = Vec::new();
+    let mut ends = Vec::new();
     let mut bytes = 0usize;
     let mut line = String::new();
+    let mut at = reader.stream_position()?;
     while out.len() < max && bytes < max_bytes {
         line.clear();
         let n = reader.read_line(&mut line)?;
         if n == 0 {
-            return Ok((out, true));
+            return Ok((out, ends, true));
         }
         if !line.ends_with('\n') {
             if writing {
                 // Not possible for lines this process wrote (they are flushed
                 // whole); read it again next time.
                 reader.seek(SeekFrom::Current(-(n as i64)))?;
-                return Ok((out, false));
+                return Ok((out, ends, false));
             }
             log::warn!("Spool {}: skipping a line cut short ({n} bytes) in segment {seq}", dir.display());
-            return Ok((out, true));
+            return Ok((out, ends, true));
         }
         bytes += n;
+        at += n as u64;
+        ends.push(at);
         out.push(line.trim_end_matches('\n').to_owned());
     }
-    Ok((out, false))
+    Ok((out, ends, false))
 }
 
 #[cfg(test)]
@@ -374,6 +398,22 @@ mod tests {
             all.extend(got);
         }
         assert_eq!(all, ["a", "b", "d", "e"]);
+        assert_eq!(files(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_partial_commit_hands_the_rest_out_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut s = Spool::open(dir.path()).expect("open");
+        s.append(["a", "b", "c", "d"]).expect("append");
+        assert_eq!(s.peek(3, usize::MAX).expect("peek"), ["a", "b", "c"]);
+        s.commit(1).expect("commit one of three");
+        assert_eq!(s.peek(10, usize::MAX).expect("peek"), ["b", "c", "d"]);
+        s.commit(0).expect("commit none");
+        assert_eq!(s.peek(10, usize::MAX).expect("peek"), ["b", "c", "d"]);
+        s.commit(3).expect("commit all");
+        assert!(s.is_empty());
+        assert_eq!(s.gauge().messages.load(Ordering::Relaxed), 0);
         assert_eq!(files(dir.path()), 0);
     }
 

@@ -1,0 +1,73 @@
+//! The state every request handler shares ([`Node`]): the data directory,
+//! validated settings, the registry of services, admin keys, the admin lock,
+//! metrics, the recent-query rings and the node's audit runtime. It depends
+//! on nothing that serves HTTP; starting, serving and stopping live in
+//! `server`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use audit::AuditRuntime;
+use audit::runtime::EntityMessage;
+use serde_json::Value;
+
+use crate::admin::keys::{AdminKeyStore, KeyStoreError};
+use crate::config::ServerConfig;
+use crate::entity::Entity;
+use crate::metrics::Metrics;
+use crate::query_ring::QueryRings;
+use crate::registry::Registry;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Node {
+    /// The data directory (services, config, run).
+    pub data_dir: PathBuf,
+    /// Validated settings.
+    pub config: ServerConfig,
+    /// Every service.
+    pub registry: Registry,
+    /// Admin API keys.
+    pub admin_keys: AdminKeyStore,
+    /// Serialises admin changes (validate, stage, record, commit).
+    pub admin_lock: tokio::sync::Mutex<()>,
+    /// Request counters.
+    pub metrics: Metrics,
+    /// Each service's recent query records.
+    pub queries: QueryRings,
+    /// The audit trail: every record the node makes goes through it.
+    pub audit: Arc<AuditRuntime>,
+}
+
+impl Node {
+    /// Loads the registry and admin keys of `data_dir` with settings `config`,
+    /// recording through `audit`.
+    ///
+    /// # Errors
+    /// [`KeyStoreError`] when `config/admin-keys.json` is unreadable.
+    pub fn load(data_dir: &Path, config: ServerConfig, audit: Arc<AuditRuntime>) -> Result<Node, KeyStoreError> {
+        let admin_keys = AdminKeyStore::open(data_dir)?;
+        let registry = Registry::load(data_dir);
+        Ok(Node {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            registry,
+            admin_keys,
+            admin_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+            queries: QueryRings::default(),
+            audit,
+        })
+    }
+
+    /// Sends audit messages (never waits on the async runtime's workers).
+    pub async fn record(&self, messages: Vec<audit::Message>) {
+        self.audit.submit(messages).await;
+    }
+
+    /// Publishes an entity audit message of `entity`.
+    pub async fn entity(&self, entity: Entity<'_>, kind: &str, user: &str, payload: Value) {
+        let msg: EntityMessage = crate::entity::message(entity, kind, user, payload);
+        self.audit.publish_entity(msg).await;
+    }
+}
