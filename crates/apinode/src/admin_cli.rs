@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::admin::keys::{AdminKeyStore, LOCAL_SECRET_FILE};
+use crate::auth::admin_keys::{AdminKeyStore, LOCAL_SECRET_FILE};
 
 /// `println!` that stops quietly when the reader went away (`| head`).
 macro_rules! out {

@@ -14,14 +14,14 @@
 //! - [`problems`]: validation problems collected and reported all at once.
 //! - [`model`]: model files, preprocessing, algorithms, explanations.
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
-//! - [`auth`]: user API keys (Basic or Bearer, hashed, constant-time).
+//! - [`auth`]: who calls: the `Principal`, user API keys, admin keys (hashed, constant-time).
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
 //! - [`audit_log`]: the node's audit messages (queries, failures, auth, calls, admin).
 //! - [`entity`]: CDAP entity audit messages.
 //! - [`resource_usage`]: compute-resource-usage messages, reported drops.
 //! - [`metrics`]: request counters and latency histograms.
 //! - [`query_ring`]: each service's recent query records.
-//! - [`admin`]: the admin API, admin keys, generation archives.
+//! - [`admin`]: the admin API and generation archives.
 //! - [`http`]: the router, handlers, wire formats and the error table.
 //! - [`config`]: `config/server.json`, environment and flags.
 //! - [`logging`]: the runtime log (log4rs).

@@ -36,7 +36,7 @@ pub enum StartError {
     Audit(#[from] audit::runtime::StartError),
     /// The admin keys could not be read or the local secret written.
     #[error(transparent)]
-    Keys(#[from] crate::admin::keys::KeyStoreError),
+    Keys(#[from] crate::auth::admin_keys::KeyStoreError),
     /// A file or socket operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -70,7 +70,7 @@ impl RunningNode {
     pub fn spawn(listener: TcpListener, node: Arc<Node>) -> std::io::Result<RunningNode> {
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::http::serve(listener, node, async {
+        let task = tokio::spawn(crate::http::serve(listener, app(node), async {
             let _ = rx.await;
         }));
         Ok(RunningNode { addr, stop: Some(tx), task })
@@ -129,7 +129,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     let usage = crate::resource_usage::Usage::new(&node.config.node_id, started_at);
     let usage_task = tokio::spawn(usage.clone().run(node.clone()));
     let signal = stop_signal(audit.clone());
-    let served = crate::http::serve(listener, node.clone(), signal).await;
+    let served = crate::http::serve(listener, app(node.clone()), signal).await;
     log::info!("Stopped serving; requests in flight have finished; draining the audit targets");
     usage_task.abort();
     let mut last = usage.final_messages(&node.metrics, &audit);
@@ -142,6 +142,11 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     .await;
     let _ = std::fs::remove_file(&pid_file);
     served.map_err(io("serving"))
+}
+
+/// The whole HTTP API of `node`: the user API with the admin API nested.
+pub fn app(node: Arc<Node>) -> axum::Router {
+    crate::http::router(node.clone(), crate::admin::router(node))
 }
 
 /// Starts the audit runtime of `config` on `logging`.

@@ -11,7 +11,7 @@ use audit::AuditRuntime;
 use audit::runtime::EntityMessage;
 use serde_json::Value;
 
-use crate::admin::keys::{AdminKeyStore, KeyStoreError};
+use crate::auth::admin_keys::{AdminKeyStore, KeyStoreError};
 use crate::config::ServerConfig;
 use crate::entity::Entity;
 use crate::metrics::Metrics;

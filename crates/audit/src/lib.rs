@@ -26,6 +26,7 @@
 //! - [`layout`]: `PatternLayout` and `JSONAuditLayout` encoders.
 //! - [`appender`]: log4j's File, RollingFile and DailyRollingFile appenders, and their registry.
 //! - [`writer`]: the asynchronous logger and its drain on stop.
+//! - [`record_context`]: the time and thread of a record's call, for layouts.
 
 pub mod appender;
 pub mod delivery;
@@ -34,6 +35,7 @@ pub mod kafka;
 pub mod layout;
 pub mod log4j;
 pub mod message;
+pub mod record_context;
 pub mod runtime;
 pub mod writer;
 

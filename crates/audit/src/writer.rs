@@ -13,81 +13,22 @@
 //! that is the only way `log::info!` calls of this and every other crate
 //! reach log4rs. Audit records do not go through the facade: the audit
 //! runtime holds a [`LogWriter`] handle. Records keep the time and thread of
-//! the call through [`RecordContext`], which the writer thread makes current
-//! in a thread-local while log4rs runs, because log4rs hands encoders a
-//! `log::Record` and nothing else.
+//! the call through [`RecordContext`] (see `record_context`).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
 use log::{Level, Log, Metadata, Record};
+
+use crate::appender::AppenderRegistry;
+pub use crate::record_context::RecordContext;
 
 /// Records waiting for the writer thread, at most.
 pub const QUEUE_CAPACITY: usize = 65_536;
-
-/// When and where a record was logged.
-#[derive(Debug, Clone)]
-pub struct RecordContext {
-    /// The logging thread's name.
-    pub thread: Arc<str>,
-    /// The time of the call.
-    pub time: SystemTime,
-}
-
-use crate::appender::AppenderRegistry;
-
-thread_local! {
-    static THREAD_NAME: Arc<str> = Arc::from(std::thread::current().name().unwrap_or("unnamed"));
-    /// The context of the record the writer thread is writing (see the
-    /// module's overview for why this is a thread-local).
-    static CURRENT: RefCell<Option<RecordContext>> = const { RefCell::new(None) };
-}
-
-fn process_start() -> Instant {
-    static START: OnceLock<Instant> = OnceLock::new();
-    *START.get_or_init(Instant::now)
-}
-
-impl RecordContext {
-    /// The context of a call made now, on this thread.
-    pub fn now() -> Self {
-        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now() }
-    }
-
-    /// A fixed context (tests): `time` in RFC 3339.
-    ///
-    /// # Panics
-    /// When `time` is not RFC 3339.
-    pub fn fixed(thread: &str, time: &str) -> Self {
-        let time = DateTime::parse_from_rfc3339(time).expect("an RFC 3339 time");
-        Self { thread: Arc::from(thread), time: time.into() }
-    }
-
-    /// The time in the local time zone, as log4j prints it.
-    pub fn local_time(&self) -> DateTime<Local> {
-        self.time.into()
-    }
-
-    /// Milliseconds since the process started (log4j's `%r`).
-    pub fn millis_since_start(&self) -> u128 {
-        process_start().elapsed().as_millis()
-    }
-
-    /// Runs `f` with the context of the record being written: the one the
-    /// writer thread set, or "now, here" outside the writer.
-    pub fn with_current<R>(f: impl FnOnce(&RecordContext) -> R) -> R {
-        CURRENT.with(|c| match &*c.borrow() {
-            Some(context) => f(context),
-            None => f(&RecordContext::now()),
-        })
-    }
-}
 
 /// A record that left its caller.
 #[derive(Debug)]
@@ -485,24 +426,14 @@ fn handle(shared: &Shared, msg: Msg) -> bool {
 }
 
 fn write_record(inner: &log4rs::Logger, stats: &WriterStats, record: OwnedRecord) {
-    CURRENT.with(|c| *c.borrow_mut() = Some(record.context));
-    inner.log(
-        &Record::builder().level(record.level).target(&record.target).args(format_args!("{}", record.message)).build(),
-    );
-    CURRENT.with(|c| *c.borrow_mut() = None);
+    crate::record_context::with_context(record.context, || {
+        inner.log(
+            &Record::builder()
+                .level(record.level)
+                .target(&record.target)
+                .args(format_args!("{}", record.message))
+                .build(),
+        );
+    });
     stats.written.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Helpers for tests of layouts and appenders that need a record context.
-#[doc(hidden)]
-pub mod tests_support {
-    use super::{CURRENT, RecordContext};
-
-    /// Runs `f` as the writer thread would, with `context` current.
-    pub fn with_context<R>(context: RecordContext, f: impl FnOnce() -> R) -> R {
-        CURRENT.with(|c| *c.borrow_mut() = Some(context));
-        let r = f();
-        CURRENT.with(|c| *c.borrow_mut() = None);
-        r
-    }
 }

@@ -4,12 +4,11 @@
 //! stage on disk, write the admin audit record and wait until it is on disk,
 //! and only then commit. If the record cannot be written the change is not
 //! made (503 `AuditUnavailable`). Handlers live in `services` and
-//! `accounts`; archives in `archive`, disk mechanics in `store`, keys in
-//! `keys`.
+//! `accounts`; archives in `archive`, disk mechanics in `store`; the admin
+//! key store is `auth::admin_keys` (re-exported as `keys`).
 
 pub mod accounts;
 pub mod archive;
-pub mod keys;
 pub mod services;
 pub mod store;
 
@@ -25,10 +24,13 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use crate::audit_log;
+use crate::auth::admin_keys::Verdict;
 use crate::auth::{AuthFailure, Principal, secret_from_header};
 use crate::http::error::ApiError;
 use crate::state::Node;
-use keys::Verdict;
+
+/// The admin key store lives with the other key stores in `auth`.
+pub use crate::auth::admin_keys as keys;
 
 /// An admin call: who makes it, from where (set by the auth middleware).
 #[derive(Debug, Clone)]

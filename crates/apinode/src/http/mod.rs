@@ -32,8 +32,9 @@ pub const DSS_API_VERSION: &str = "1";
 /// The file whose presence makes `/isAlive/` answer 503.
 pub const NOT_ALIVE_FILE: &str = "apinode-not-alive.txt";
 
-/// The whole HTTP API of a node.
-pub fn router(node: Arc<Node>) -> Router {
+/// The whole HTTP API of a node: the user API here, the admin API
+/// (`admin`, built by the admin module) nested under `/admin/api`.
+pub fn router(node: Arc<Node>, admin: Router<Arc<Node>>) -> Router {
     let user = "/public/api/v1/{service}/{endpoint}";
     Router::new()
         .route(&format!("{user}/predict"), post(predict::predict))
@@ -41,7 +42,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
         .route("/isAlive", get(is_alive))
         .route("/isAlive/", get(is_alive))
-        .nest("/admin/api", crate::admin::router(node.clone()))
+        .nest("/admin/api", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(add_version_headers))
@@ -49,17 +50,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Serves `node` on `listener` until `shutdown` completes, then lets requests
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests
 /// in flight finish.
 ///
 /// # Errors
 /// An I/O error of the listener.
 pub async fn serve(
     listener: TcpListener,
-    node: Arc<Node>,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

@@ -16,10 +16,11 @@ use serde::de::DeserializeOwned;
 use super::dispatch::Mapping;
 use super::files::{GenerationFile, ServiceFile};
 use super::{Endpoint, Generation, Service};
-use crate::auth::UserAuth;
+use crate::auth::{UserAuth, UserKey};
 use crate::ids::{EndpointId, GenerationId, ServiceId};
 use crate::model::Model;
 use crate::problems::Problems;
+use crate::registry::files::{AuthFile, AuthMethod};
 
 /// Loads every service folder under `dir` (normally `<data_dir>/services`).
 pub fn load_services(dir: &Path) -> BTreeMap<ServiceId, Arc<Service>> {
@@ -100,11 +101,7 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
             None
         }
     };
-    let mut auth_problems = Vec::new();
-    let auth = UserAuth::from_file(&file.auth, &mut auth_problems);
-    for (path, msg) in auth_problems {
-        file_problems.push(path, msg);
-    }
+    let auth = user_auth(&file.auth, &mut |path, msg| file_problems.push(path, msg));
     problems.absorb(&format!("{label}/service.json"), file_problems);
 
     Service {
@@ -239,4 +236,23 @@ fn mtime_ms(path: &Path) -> u64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The user keys of a service from its file; each problem goes to
+/// `problem` as (field path, message).
+fn user_auth(file: &AuthFile, problem: &mut dyn FnMut(String, String)) -> UserAuth {
+    if file.method == AuthMethod::Public {
+        if !file.keys.is_empty() {
+            problem("auth.keys".into(), "keys are only used with method API_KEYS".into());
+        }
+        return UserAuth::Public;
+    }
+    let mut keys = Vec::with_capacity(file.keys.len());
+    for (i, k) in file.keys.iter().enumerate() {
+        match UserKey::new(&k.id, k.label.as_deref(), &k.sha256) {
+            Ok(key) => keys.push(key),
+            Err(_) => problem(format!("auth.keys[{i}].sha256"), "must be 64 hex digits".into()),
+        }
+    }
+    UserAuth::ApiKeys(keys)
 }

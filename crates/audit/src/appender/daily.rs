@@ -13,7 +13,7 @@ use log4rs::append::Append;
 use log4rs::encode::Encode;
 
 use super::{AppenderRegistry, LogFile, encode, lock};
-use crate::writer::RecordContext;
+use crate::record_context::RecordContext;
 
 /// The rolling period of a date pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,7 @@ mod tests {
                 .expect("open");
         let log_at = |time: &str, message: &str| {
             let context = RecordContext::fixed("t", time);
-            crate::writer::tests_support::with_context(context, || {
+            crate::record_context::with_context(context, || {
                 let args = format_args!("{message}");
                 appender.append(&log::Record::builder().args(args).build()).expect("append");
             });

@@ -8,7 +8,8 @@
 //! - the confirmation of a record whose sender waits until it is written
 //!   (an admin change): the writer marks the record, appenders flush it at
 //!   once and their failures are collected here for the writer to read;
-//! - the Kafka appenders' deliveries, for metrics and the drain at stop;
+//! - the deliveries its appenders started (the Kafka appenders'), for
+//!   metrics and the drain at stop;
 //! - the channel on which deliveries report outages and rejected records.
 //!
 //! Owns these handles; it writes nothing itself.
@@ -18,8 +19,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crate::delivery::{Delivery, Event, Events};
-use crate::kafka::record::KafkaRecord;
+use crate::delivery::{Event, Events, Running};
 
 /// Makes file appenders reopen their files (cloned into each file).
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ struct Inner {
     reopen: ReopenSignal,
     confirming: AtomicBool,
     failure: Mutex<Option<String>>,
-    kafka: Mutex<Vec<Arc<Delivery<KafkaRecord>>>>,
+    deliveries: Mutex<Vec<Arc<dyn Running>>>,
     events: Events,
     event_rx: Mutex<Option<Receiver<(String, Event)>>>,
 }
@@ -72,7 +72,7 @@ impl AppenderRegistry {
                 reopen: ReopenSignal::default(),
                 confirming: AtomicBool::new(false),
                 failure: Mutex::new(None),
-                kafka: Mutex::new(Vec::new()),
+                deliveries: Mutex::new(Vec::new()),
                 events,
                 event_rx: Mutex::new(Some(rx)),
             }),
@@ -116,25 +116,25 @@ impl AppenderRegistry {
         lock(&self.inner.failure).take()
     }
 
-    /// Registers a Kafka appender's delivery.
-    pub fn add_kafka(&self, delivery: Arc<Delivery<KafkaRecord>>) {
-        lock(&self.inner.kafka).push(delivery);
+    /// Registers a delivery an appender started.
+    pub fn add_delivery(&self, delivery: Arc<dyn Running>) {
+        lock(&self.inner.deliveries).push(delivery);
     }
 
-    /// Counters of every Kafka appender, by delivery name (`kafka-appender-<NAME>`).
-    pub fn kafka_snapshots(&self) -> Vec<(String, serde_json::Value)> {
-        lock(&self.inner.kafka).iter().map(|d| (d.name().to_owned(), d.snapshot())).collect()
+    /// Counters of every appender's delivery, by name (`kafka-appender-<NAME>`).
+    pub fn delivery_snapshots(&self) -> Vec<(String, serde_json::Value)> {
+        lock(&self.inner.deliveries).iter().map(|d| (d.name().to_owned(), d.snapshot())).collect()
     }
 
-    /// Records dropped by the Kafka appenders so far.
-    pub fn kafka_dropped(&self) -> u64 {
-        lock(&self.inner.kafka).iter().map(|d| d.dropped()).sum()
+    /// Records dropped by the appenders' deliveries so far.
+    pub fn deliveries_dropped(&self) -> u64 {
+        lock(&self.inner.deliveries).iter().map(|d| d.dropped()).sum()
     }
 
-    /// Drains every Kafka appender to its broker or its spool (after the log
-    /// writer has written its last records).
-    pub fn shutdown_kafka(&self, deadline: Instant) {
-        let started = std::mem::take(&mut *lock(&self.inner.kafka));
+    /// Drains every appender's delivery to its destination or its spool
+    /// (after the log writer has written its last records).
+    pub fn shutdown_deliveries(&self, deadline: Instant) {
+        let started = std::mem::take(&mut *lock(&self.inner.deliveries));
         for d in started {
             d.shutdown(deadline);
         }

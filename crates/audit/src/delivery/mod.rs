@@ -388,5 +388,34 @@ impl<R: Record> Delivery<R> {
     }
 }
 
+/// A running delivery as its owner sees it, whatever records it carries:
+/// lets a registry keep deliveries of any kind (the Kafka appenders') without
+/// knowing their record type.
+pub trait Running: Send + Sync + std::fmt::Debug {
+    /// The target's name.
+    fn name(&self) -> &str;
+    /// The counters as JSON.
+    fn snapshot(&self) -> Value;
+    /// Dropped so far.
+    fn dropped(&self) -> u64;
+    /// Delivers or spools what it holds, trying until `deadline`, and stops.
+    fn shutdown(&self, deadline: Instant);
+}
+
+impl<R: Record> Running for Delivery<R> {
+    fn name(&self) -> &str {
+        Delivery::name(self)
+    }
+    fn snapshot(&self) -> Value {
+        Delivery::snapshot(self)
+    }
+    fn dropped(&self) -> u64 {
+        Delivery::dropped(self)
+    }
+    fn shutdown(&self, deadline: Instant) {
+        Delivery::shutdown(self, deadline);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -51,7 +51,7 @@ impl KafkaAppender {
         let delivery = super::record::start_delivery(&delivery_name, "KAFKA_APPENDER", properties, spool_dir, events)
             .map_err(|e| format!("appender {name}: {e}"))?;
         let delivery = Arc::new(delivery);
-        registry.add_kafka(delivery.clone());
+        registry.add_delivery(delivery.clone());
         Ok(KafkaAppender { topic: topic.to_owned(), encoder, delivery })
     }
 }

@@ -8,7 +8,7 @@ use log4rs::encode::{Encode, Write};
 use serde_json::value::RawValue;
 
 use super::{dotted, level_name};
-use crate::writer::RecordContext;
+use crate::record_context::RecordContext;
 
 /// The JSON audit layout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Layouts: how a record becomes bytes. `PatternLayout` renders log4j
 //! conversion patterns; `JsonAuditLayout` writes one JSON object per line.
 //! Both implement log4rs's `Encode` and read the record's time and thread
-//! from the writer's [`RecordContext`](crate::writer::RecordContext), so a
+//! from the writer's [`RecordContext`](crate::record_context::RecordContext), so a
 //! record shows when and where it was logged, not when the writer thread got
 //! to it. No file handling here.
 

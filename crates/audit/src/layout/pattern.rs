@@ -11,7 +11,7 @@ use chrono::format::{Item, StrftimeItems};
 use log4rs::encode::{Encode, Write};
 
 use super::{dotted, java_date, level_name};
-use crate::writer::RecordContext;
+use crate::record_context::RecordContext;
 
 /// A chrono format parsed once (formatting with a `&str` re-parses it for
 /// every record).

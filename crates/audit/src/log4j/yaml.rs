@@ -331,7 +331,7 @@ loggers:
         let bad = yaml("      bootstrap.servers: \"127.0.0.1:9\"\n      no.such.property: \"1\"\n");
         let e = load("k.yaml", &bad, &vars, &registry).unwrap_err().to_string();
         assert!(e.contains("no.such.property"), "{e}");
-        assert_eq!(registry.kafka_snapshots().len(), 1, "the good appender is registered");
-        registry.shutdown_kafka(std::time::Instant::now());
+        assert_eq!(registry.delivery_snapshots().len(), 1, "the good appender is registered");
+        registry.shutdown_deliveries(std::time::Instant::now());
     }
 }

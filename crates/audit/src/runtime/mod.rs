@@ -213,7 +213,7 @@ impl AuditRuntime {
     pub fn dropped(&self) -> u64 {
         self.dispatcher.dropped()
             + self.entity.kafka.as_ref().map_or(0, |k| k.delivery().dropped())
-            + self.registry.kafka_dropped()
+            + self.registry.deliveries_dropped()
     }
 
     /// Makes every file appender reopen its file (`bin/dss reopenlogs`).
@@ -239,7 +239,7 @@ impl AuditRuntime {
             if let Some(k) = &self.entity.kafka {
                 t.insert("entity-audit".into(), k.delivery().snapshot());
             }
-            t.extend(self.registry.kafka_snapshots());
+            t.extend(self.registry.delivery_snapshots());
         }
         json!({"writer": writer, "targets": targets})
     }
@@ -263,6 +263,6 @@ impl AuditRuntime {
         if let Some(g) = self.guard.lock().unwrap_or_else(PoisonError::into_inner).take() {
             g.shutdown();
         }
-        self.registry.shutdown_kafka(deadline);
+        self.registry.shutdown_deliveries(deadline);
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::Principal;
+use super::Principal;
 
 /// Where the keys are, relative to the data directory.
 pub const KEYS_FILE: &str = "config/admin-keys.json";
