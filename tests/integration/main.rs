@@ -12,6 +12,7 @@ mod compat;
 mod dead_letter;
 mod dispatch;
 mod dss;
+mod durability;
 mod errors;
 mod kafka;
 mod loading;

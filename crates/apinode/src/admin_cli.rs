@@ -384,8 +384,17 @@ fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Re
     // Offline changes are written to this machine's log4j loggers only: the
     // node's network targets are not started by the CLI (their spools belong
     // to the running node).
-    let written = writer.emit_confirmed(record.topic.target(), record.level, record.text.clone());
+    let (ticket, receipt) = audit::commit::Ticket::new(true);
+    let taken = writer.emit(record.topic.target(), record.level, record.text.clone(), Some(&ticket));
+    ticket.seal();
+    let written = receipt.wait_blocking();
     guard.shutdown();
+    if !taken {
+        bail!(
+            "the admin audit record could not be written (the logger {} is OFF); the change was not made",
+            record.topic.logger()
+        );
+    }
     written.context("the admin audit record could not be written; the change was not made")
 }
 

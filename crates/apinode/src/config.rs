@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub kafka: audit::kafka::Connections,
     /// CDAP entity audit (`audit`: `enabled`, `topic`, `connection`).
     pub entity_audit: EntityAudit,
+    /// What one client may ask of the node (`limits`).
+    pub limits: Limits,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -51,9 +53,46 @@ impl Default for ServerConfig {
             audit: audit::dispatch::config::AuditSettings::default(),
             kafka: audit::kafka::Connections::new(),
             entity_audit: EntityAudit::default(),
+            limits: Limits::default(),
             unused_keys: Vec::new(),
         }
     }
+}
+
+/// Items of one `predict-multi` request, at most, when nothing sets it.
+pub const DEFAULT_MAX_ITEMS_PER_REQUEST: usize = 10_000;
+
+/// `limits` of `config/server.json` (docs/integrity.md "Retention"): one
+/// request may not produce an unbounded number of records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Items of one `predict-multi` request, at most (413 beyond, nothing scored).
+    pub max_items_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_items_per_request: DEFAULT_MAX_ITEMS_PER_REQUEST }
+    }
+}
+
+fn limits(value: &Value, problems: &mut Problems) -> Limits {
+    let file = "config/server.json: limits";
+    let mut l = Limits::default();
+    let Some(o) = value.as_object() else {
+        problems.push(file, "must be an object such as {\"maxItemsPerRequest\": 10000}");
+        return l;
+    };
+    for (k, v) in o {
+        match k.as_str() {
+            "maxItemsPerRequest" => match v.as_u64().filter(|n| (1..=1_000_000).contains(n)) {
+                Some(n) => l.max_items_per_request = n as usize,
+                None => problems.push(format!("{file}.maxItemsPerRequest"), "must be an integer from 1 to 1000000"),
+            },
+            other => problems.push(format!("{file}.{other}"), "unknown key (known: maxItemsPerRequest)"),
+        }
+    }
+    l
 }
 
 /// CDAP's `audit.enabled` and `audit.topic`: entity messages go to the
@@ -176,6 +215,7 @@ impl ServerConfig {
             match key.as_str() {
                 "kafkaConnections" => {}
                 "audit" => config.entity_audit = entity_audit(value, &config.kafka, &mut problems),
+                "limits" => config.limits = limits(value, &mut problems),
                 "port" => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
                     Some(p) => config.port = p,
                     None => problems.push(format!("{file}: port"), "must be an integer from 0 to 65535"),

@@ -164,7 +164,7 @@ impl Usage {
         loop {
             tick.tick().await;
             let messages = self.messages(&node.metrics, &node.audit, false);
-            node.record(messages).await;
+            let _ = node.record(messages).await;
         }
     }
 }

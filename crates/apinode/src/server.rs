@@ -125,7 +125,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
         "node-start",
         serde_json::json!({"pid": std::process::id(), "port": bound.port(), "version": env!("CARGO_PKG_VERSION")}),
     );
-    node.record(vec![start]).await;
+    let _ = node.record(vec![start]).await;
     let usage = crate::resource_usage::Usage::new(&node.config.node_id, started_at);
     let usage_task = tokio::spawn(usage.clone().run(node.clone()));
     let signal = stop_signal(audit.clone());
@@ -134,7 +134,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     usage_task.abort();
     let mut last = usage.final_messages(&node.metrics, &audit);
     last.push(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
-    node.record(last).await;
+    let _ = node.record(last).await;
     let stopping = audit.clone();
     let _ = tokio::task::spawn_blocking(move || {
         stopping.shutdown(std::time::Instant::now() + AUDIT_DRAIN_TIMEOUT);

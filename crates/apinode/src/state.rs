@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use audit::AuditRuntime;
+use audit::commit::{Durability, OnWriteFailure, Unrecorded};
 use audit::runtime::EntityMessage;
 use serde_json::Value;
 
@@ -60,9 +61,28 @@ impl Node {
         })
     }
 
-    /// Sends audit messages (never waits on the async runtime's workers).
-    pub async fn record(&self, messages: Vec<audit::Message>) {
-        self.audit.submit(messages).await;
+    /// Records audit messages as the node's durability says (never waits on
+    /// the async runtime's workers).
+    ///
+    /// # Errors
+    /// [`Unrecorded`] when some record could not be written.
+    pub async fn record(&self, messages: Vec<audit::Message>) -> Result<(), Unrecorded> {
+        self.audit.submit(messages, Durability::Async).await
+    }
+
+    /// As [`Node::record`], with the durability raised to `at_least` (a
+    /// service's `auditDurability`).
+    ///
+    /// # Errors
+    /// [`Unrecorded`] when some record could not be written.
+    pub async fn record_at(&self, messages: Vec<audit::Message>, at_least: Durability) -> Result<(), Unrecorded> {
+        self.audit.submit(messages, at_least).await
+    }
+
+    /// Whether a request whose records were not recorded must be refused
+    /// (`auditLog.onWriteFailure: REFUSE`).
+    pub fn refuses_unrecorded(&self) -> bool {
+        self.audit.on_write_failure() == OnWriteFailure::Refuse
     }
 
     /// Publishes an entity audit message of `entity`.

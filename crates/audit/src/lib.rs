@@ -17,6 +17,7 @@
 //! # Layout
 //!
 //! - [`message`]: a message (topics, routing keys and event ids come from `audit-types`).
+//! - [`commit`]: durability modes, write-failure policy, the tickets senders wait on.
 //! - [`runtime`]: the audit runtime of a node: dispatcher, entity audit,
 //!   appenders, writer, reports, ordered shutdown.
 //! - [`dispatch`]: targets, filters, the event server sink, the in-memory target.
@@ -27,8 +28,10 @@
 //! - [`appender`]: log4j's File, RollingFile and DailyRollingFile appenders, and their registry.
 //! - [`writer`]: the asynchronous logger and its drain on stop.
 //! - [`record_context`]: the time and thread of a record's call, for layouts.
+//! - [`report`]: the events the trail's parts report about themselves.
 
 pub mod appender;
+pub mod commit;
 pub mod delivery;
 pub mod dispatch;
 pub mod kafka;
@@ -36,6 +39,7 @@ pub mod layout;
 pub mod log4j;
 pub mod message;
 pub mod record_context;
+pub mod report;
 pub mod runtime;
 pub mod writer;
 

@@ -18,6 +18,10 @@ pub struct RecordContext {
     pub thread: Arc<str>,
     /// The time of the call.
     pub time: SystemTime,
+    /// The writer's sequence number of the record (0 outside the writer):
+    /// appenders report a failed write by it, so that the writer knows whose
+    /// records were lost.
+    pub seq: u64,
 }
 
 thread_local! {
@@ -34,7 +38,7 @@ fn process_start() -> Instant {
 impl RecordContext {
     /// The context of a call made now, on this thread.
     pub fn now() -> Self {
-        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now() }
+        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now(), seq: 0 }
     }
 
     /// A fixed context (tests): `time` in RFC 3339.
@@ -43,7 +47,7 @@ impl RecordContext {
     /// When `time` is not RFC 3339.
     pub fn fixed(thread: &str, time: &str) -> Self {
         let time = DateTime::parse_from_rfc3339(time).expect("an RFC 3339 time");
-        Self { thread: Arc::from(thread), time: time.into() }
+        Self { thread: Arc::from(thread), time: time.into(), seq: 0 }
     }
 
     /// The time in the local time zone, as log4j prints it.
@@ -54,6 +58,11 @@ impl RecordContext {
     /// Milliseconds since the process started (log4j's `%r`).
     pub fn millis_since_start(&self) -> u128 {
         process_start().elapsed().as_millis()
+    }
+
+    /// The writer's sequence number of the record being written (0 outside the writer).
+    pub fn current_seq() -> u64 {
+        CURRENT.with(|c| c.borrow().as_ref().map_or(0, |c| c.seq))
     }
 
     /// Runs `f` with the context of the record being written: the one the

@@ -1,12 +1,23 @@
 //! The process's logger: an [`AsyncLogger`] in front of a
 //! `log4rs::Logger`. A caller (a request thread) only checks the level and
 //! moves an owned record into a bounded queue; one writer thread runs log4rs
-//! (hierarchy, filters, appenders, layouts) in batches, flushing the files at
-//! most every 10 ms under load and as soon as the queue is empty otherwise.
-//! A full queue makes the caller wait rather than drop (nothing is lost; the
-//! wait is counted); [`LogWriter::try_emit`] hands the record back instead,
-//! for callers on an async runtime's worker threads. [`LoggingGuard::shutdown`]
-//! drains the queue before the process exits.
+//! (hierarchy, filters, appenders, layouts) in batches. A full queue makes
+//! the caller wait rather than drop (nothing is lost; the wait is counted);
+//! [`LogWriter::try_emit`] hands the record back instead, for callers on an
+//! async runtime's worker threads. [`LoggingGuard::shutdown`] drains the
+//! queue before the process exits.
+//!
+//! **Commits.** A record may carry a [`Ticket`] (docs/integrity.md
+//! "Durability"): its sender waits until the record is written. The writer
+//! gives every record a sequence number, writes a batch, then commits it:
+//! every file writes its buffer with one `write` (and, when some ticket of
+//! the batch asks for it, every written file is synced: one `fdatasync`
+//! covers the whole batch, a group commit), then each ticket is settled:
+//! done, or failed when a file reported the record lost. Without tickets
+//! (ASYNC) files are written at most every 10 ms under load and as soon as
+//! the queue is empty. A lost record is counted per logger whatever its
+//! ticket. While a file fails, the writer probes it every 500 ms, so the
+//! node recovers by itself when space returns.
 //!
 //! What stays process-global, and why: [`install`] makes the logger the
 //! `log` facade's (`log::set_boxed_logger`, once per process), because
@@ -16,15 +27,17 @@
 //! the call through [`RecordContext`] (see `record_context`).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use log::{Level, Log, Metadata, Record};
 
 use crate::appender::AppenderRegistry;
+use crate::commit::Ticket;
 pub use crate::record_context::RecordContext;
 
 /// Records waiting for the writer thread, at most.
@@ -37,13 +50,11 @@ struct OwnedRecord {
     target: Cow<'static, str>,
     message: Arc<str>,
     context: RecordContext,
+    ticket: Option<Ticket>,
 }
 
 enum Msg {
     Record(OwnedRecord),
-    /// A record whose sender waits to learn whether every appender that
-    /// took it wrote it to its file.
-    Confirmed(OwnedRecord, mpsc::Sender<Result<(), String>>),
     Flush(mpsc::Sender<()>),
     Stop,
 }
@@ -59,6 +70,19 @@ pub struct WriterStats {
     pub full_waits: AtomicU64,
     /// Appender errors reported by log4rs (a file that cannot be written).
     pub appender_errors: AtomicU64,
+    /// Commits (writes of a batch whose senders wait), and syncs.
+    pub commits: AtomicU64,
+    /// Syncs (`fdatasync` of every written file) made for FSYNC records.
+    pub syncs: AtomicU64,
+    /// Records lost by failed writes, per logger (dotted name).
+    pub lost: Mutex<BTreeMap<String, u64>>,
+}
+
+impl WriterStats {
+    /// Records lost so far, all loggers.
+    pub fn lost_total(&self) -> u64 {
+        self.lost.lock().unwrap_or_else(PoisonError::into_inner).values().sum()
+    }
 }
 
 struct Shared {
@@ -66,6 +90,12 @@ struct Shared {
     tx: SyncSender<Msg>,
     stats: Arc<WriterStats>,
     registry: AppenderRegistry,
+    /// The writer thread, and whether it is parked between two polls: a
+    /// sender that waits for its record unparks it.
+    thread: OnceLock<Thread>,
+    parked: AtomicBool,
+    /// The next record's sequence number (0 means "not written by the writer").
+    next_seq: AtomicU64,
 }
 
 /// The logger: level checks here, writing on the writer thread.
@@ -104,19 +134,31 @@ impl Shared {
         self.inner.enabled(&Metadata::builder().level(level).target(target).build())
     }
 
+    /// Wakes the writer if it is parked (a sender waits for its record).
+    fn wake(&self) {
+        if self.parked.load(Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+    }
+
     /// Queues a record unless the queue is full.
     fn try_send(&self, record: OwnedRecord) -> Result<(), OwnedRecord> {
+        let waits = record.ticket.is_some();
         match self.tx.try_send(Msg::Record(record)) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                if waits {
+                    self.wake();
+                }
                 Ok(())
             }
             Err(TrySendError::Full(Msg::Record(r))) => Err(r),
             Err(TrySendError::Disconnected(Msg::Record(r))) => {
                 // The writer has stopped (the process is exiting): write here.
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-                write_record(&self.inner, &self.stats, r);
-                self.inner.flush();
+                self.write_alone(r);
                 Ok(())
             }
             Err(_) => Ok(()),
@@ -124,24 +166,27 @@ impl Shared {
     }
 
     fn send(&self, record: OwnedRecord) {
-        self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-        let msg = match self.tx.try_send(Msg::Record(record)) {
+        let record = match self.try_send(record) {
             Ok(()) => return,
-            Err(TrySendError::Full(msg)) => {
-                self.stats.full_waits.fetch_add(1, Ordering::Relaxed);
-                match self.tx.send(msg) {
-                    Ok(()) => return,
-                    Err(mpsc::SendError(msg)) => msg,
-                }
-            }
-            Err(TrySendError::Disconnected(msg)) => msg,
+            Err(r) => r,
         };
-        // The writer has stopped (the process is exiting): write here rather
-        // than lose the record.
-        if let Msg::Record(record) = msg {
-            write_record(&self.inner, &self.stats, record);
-            self.inner.flush();
+        self.stats.full_waits.fetch_add(1, Ordering::Relaxed);
+        self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+        let waits = record.ticket.is_some();
+        match self.tx.send(Msg::Record(record)) {
+            Ok(()) if waits => self.wake(),
+            Ok(()) => {}
+            Err(mpsc::SendError(Msg::Record(r))) => self.write_alone(r),
+            Err(_) => {}
         }
+    }
+
+    /// Writes and commits one record on the caller's thread (the writer has
+    /// stopped: the process is exiting).
+    fn write_alone(&self, record: OwnedRecord) {
+        let mut batch = Batch::default();
+        batch.write(self, record);
+        batch.commit(self);
     }
 }
 
@@ -159,37 +204,22 @@ impl Log for AsyncLogger {
             target: Cow::Owned(record.target().to_owned()),
             message: Arc::from(record.args().to_string()),
             context: RecordContext::now(),
+            ticket: None,
         });
     }
 
     fn flush(&self) {
         let (ack, done) = mpsc::channel();
         if self.shared.tx.send(Msg::Flush(ack)).is_ok() {
+            self.shared.wake();
             let _ = done.recv();
         }
     }
 }
 
-/// Why a confirmed record was not written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfirmError {
-    /// The logger is off for this target: nothing would record it.
-    #[error("the logger {0} is OFF")]
-    Disabled(String),
-    /// An appender failed to write or flush it.
-    #[error("an appender failed: {0}")]
-    Appender(String),
-    /// The writer did not answer in time, or has stopped.
-    #[error("the log writer is not available")]
-    Unavailable,
-}
-
-/// How long a confirmed write may take before it counts as failed.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl LogWriter {
-    fn record(level: Level, target: &'static str, message: Arc<str>) -> OwnedRecord {
-        OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now() }
+    fn record(level: Level, target: &'static str, message: Arc<str>, ticket: Option<Ticket>) -> OwnedRecord {
+        OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now(), ticket }
     }
 
     /// True when a record of `level` on `target` would be written (lets
@@ -201,46 +231,47 @@ impl LogWriter {
 
     /// Writes an audit record on the log4rs target `target` (a `::` path
     /// such as `dku::apinode::audit::queries`) without formatting it again:
-    /// the message moves into the queue. Waits while the queue is full:
-    /// never call it on an async runtime's worker thread.
-    pub fn emit(&self, target: &'static str, level: Level, message: Arc<str>) {
-        if self.shared.enabled(level, target) {
-            self.shared.send(Self::record(level, target, message));
+    /// the message moves into the queue. With a ticket, one part of it is
+    /// settled once the record is written (and synced if the ticket asks).
+    /// Waits while the queue is full: never call it on an async runtime's
+    /// worker thread. Returns whether a logger takes the record.
+    pub fn emit(&self, target: &'static str, level: Level, message: Arc<str>, ticket: Option<&Ticket>) -> bool {
+        if !self.shared.enabled(level, target) {
+            return false;
         }
+        if let Some(t) = ticket {
+            t.add_part();
+        }
+        self.shared.send(Self::record(level, target, message, ticket.cloned()));
+        true
     }
 
     /// As [`LogWriter::emit`], but never waits.
     ///
     /// # Errors
-    /// The message, when the queue is full.
-    pub fn try_emit(&self, target: &'static str, level: Level, message: Arc<str>) -> Result<(), Arc<str>> {
+    /// The message, when the queue is full (its ticket part is not added).
+    pub fn try_emit(
+        &self,
+        target: &'static str,
+        level: Level,
+        message: Arc<str>,
+        ticket: Option<&Ticket>,
+    ) -> Result<bool, Arc<str>> {
         if !self.shared.enabled(level, target) {
-            return Ok(());
+            return Ok(false);
         }
-        self.shared.try_send(Self::record(level, target, message)).map_err(|r| r.message)
-    }
-
-    /// Writes a record and waits until every appender that took it has
-    /// written it to its file. For changes that may only happen once
-    /// recorded (admin API). Blocks the calling thread (use `spawn_blocking`
-    /// from async code).
-    ///
-    /// # Errors
-    /// [`ConfirmError`] when the record is not known to be written.
-    pub fn emit_confirmed(&self, target: &'static str, level: Level, message: Arc<str>) -> Result<(), ConfirmError> {
-        if !self.shared.enabled(level, target) {
-            return Err(ConfirmError::Disabled(target.replace("::", ".")));
+        if let Some(t) = ticket {
+            t.add_part();
         }
-        let (ack, done) = mpsc::channel();
-        self.shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .tx
-            .send(Msg::Confirmed(Self::record(level, target, message), ack))
-            .map_err(|_| ConfirmError::Unavailable)?;
-        match done.recv_timeout(CONFIRM_TIMEOUT) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ConfirmError::Appender(e)),
-            Err(_) => Err(ConfirmError::Unavailable),
+        match self.shared.try_send(Self::record(level, target, message, ticket.cloned())) {
+            Ok(()) => Ok(true),
+            Err(r) => {
+                if let Some(t) = ticket {
+                    // Not handed over after all: take the part back.
+                    t.done();
+                }
+                Err(r.message)
+            }
         }
     }
 
@@ -263,8 +294,8 @@ pub struct LoggingGuard {
 }
 
 impl LoggingGuard {
-    /// Drains the queue, flushes every appender, and stops the writer. Later
-    /// records are written on the caller's thread.
+    /// Drains the queue, writes and syncs every file, and stops the writer.
+    /// Later records are written on the caller's thread.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -272,6 +303,7 @@ impl LoggingGuard {
     fn stop(&mut self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -317,13 +349,13 @@ pub fn start(config: log4rs::Config, registry: &AppenderRegistry) -> Result<(Asy
     let stats = Arc::new(WriterStats::default());
     let last_error: Mutex<Option<String>> = Mutex::new(None);
     let handler_stats = stats.clone();
-    let handler_registry = registry.clone();
     let inner = log4rs::Logger::new_with_err_handler(
         config,
         Box::new(move |e: &anyhow::Error| {
+            // The files report their lost records to the registry; this
+            // only counts and tells stderr once per distinct error.
             handler_stats.appender_errors.fetch_add(1, Ordering::Relaxed);
             let message = format!("{e:#}");
-            handler_registry.note_failure(&message);
             let mut last = last_error.lock().unwrap_or_else(PoisonError::into_inner);
             if last.as_deref() != Some(message.as_str()) {
                 eprintln!("apinode logging: an appender failed: {message}");
@@ -332,108 +364,175 @@ pub fn start(config: log4rs::Config, registry: &AppenderRegistry) -> Result<(Asy
         }),
     );
     let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-    let shared = Arc::new(Shared { inner, tx: tx.clone(), stats, registry: registry.clone() });
+    let shared = Arc::new(Shared {
+        inner,
+        tx: tx.clone(),
+        stats,
+        registry: registry.clone(),
+        thread: OnceLock::new(),
+        parked: AtomicBool::new(false),
+        next_seq: AtomicU64::new(1),
+    });
     let for_thread = shared.clone();
     let thread = std::thread::Builder::new().name("log-writer".into()).spawn(move || run(&for_thread, &rx))?;
+    let _ = shared.thread.set(thread.thread().clone());
     Ok((AsyncLogger { shared }, LoggingGuard { tx, thread: Some(thread) }))
 }
 
 /// While records flow, the writer polls the queue at this pace instead of
 /// sleeping in `recv`: a sender that finds no sleeping receiver does no
 /// futex wake-up, which profiling showed to be most of the audit's cost
-/// (one syscall and one context switch per record).
+/// (one syscall and one context switch per record). A sender that waits for
+/// its record (a ticket) unparks the writer instead of waiting for the poll.
 const POLL_PAUSE: Duration = Duration::from_millis(1);
 /// After this long without records, the writer sleeps until the next one.
 const IDLE_AFTER: Duration = Duration::from_millis(50);
-/// Under load, files are flushed at most this often (few large writes);
-/// whenever the queue is found empty, they are flushed at once.
+/// Under load, records without a ticket are written at most this often (few
+/// large writes); whenever the queue is found empty, at once.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// While a file fails, it is probed this often.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Records written to the appenders' buffers and not committed yet.
+#[derive(Default)]
+struct Batch {
+    /// Each record's sequence number, logger, and ticket.
+    records: Vec<(u64, Cow<'static, str>, Option<Ticket>)>,
+    /// Some sender waits: commit at the end of this round.
+    waiting: bool,
+    /// Some ticket asks for a sync.
+    sync: bool,
+}
+
+impl Batch {
+    fn write(&mut self, shared: &Shared, record: OwnedRecord) {
+        if let Some(t) = &record.ticket
+            && !t.start()
+        {
+            // Its sender was told "not recorded" and gave up: never written.
+            t.done();
+            return;
+        }
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let OwnedRecord { level, target, message, mut context, ticket } = record;
+        context.seq = seq;
+        crate::record_context::with_context(context, || {
+            shared.inner.log(&Record::builder().level(level).target(&target).args(format_args!("{message}")).build());
+        });
+        shared.stats.written.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &ticket {
+            self.waiting = true;
+            self.sync |= t.sync();
+        }
+        self.records.push((seq, target, ticket));
+    }
+
+    /// Writes every file's buffer (and syncs when asked), then settles each
+    /// record: its ticket done or failed, its loss counted.
+    fn commit(&mut self, shared: &Shared) {
+        shared.inner.flush();
+        let synced = if self.sync {
+            shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            shared.registry.sync_all()
+        } else {
+            Ok(())
+        };
+        let lost: HashMap<u64, String> = shared.registry.take_lost().into_iter().collect();
+        if self.waiting {
+            shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        for (seq, target, ticket) in self.records.drain(..) {
+            let reason = lost.get(&seq);
+            if reason.is_some() {
+                *counted.entry(target.replace("::", ".")).or_default() += 1;
+            }
+            let Some(t) = ticket else { continue };
+            match (reason, &synced) {
+                (Some(r), _) => t.failed(r),
+                (None, Err(e)) if t.sync() => t.failed(&format!("written but not synced: {e}")),
+                _ => t.done(),
+            }
+        }
+        if !counted.is_empty() {
+            let mut all = shared.stats.lost.lock().unwrap_or_else(PoisonError::into_inner);
+            for (logger, n) in counted {
+                *all.entry(logger).or_default() += n;
+            }
+        }
+        self.waiting = false;
+        self.sync = false;
+    }
+}
 
 fn run(shared: &Shared, rx: &Receiver<Msg>) {
-    let (inner, stats) = (&shared.inner, &*shared.stats);
-    let mut last_flush = Instant::now();
+    let mut batch = Batch::default();
+    let mut last_commit = Instant::now();
     let mut last_record = Instant::now();
-    let mut dirty = false;
+    let mut last_probe = Instant::now();
     loop {
         let mut got = 0usize;
         let mut stop = false;
-        while !stop {
+        while !stop && got < 4096 {
             match rx.try_recv() {
-                Ok(msg) => {
-                    stop = handle(shared, msg);
+                Ok(Msg::Record(r)) => {
+                    batch.write(shared, r);
                     got += 1;
                 }
+                Ok(Msg::Flush(ack)) => {
+                    batch.commit(shared);
+                    let _ = ack.send(());
+                }
+                Ok(Msg::Stop) => stop = true,
                 Err(_) => break,
             }
         }
         if stop {
             // Records sent after Stop by threads still running are written too.
             while let Ok(msg) = rx.try_recv() {
-                if let Msg::Record(record) | Msg::Confirmed(record, _) = msg {
-                    write_record(inner, stats, record);
+                if let Msg::Record(r) = msg {
+                    batch.write(shared, r);
                 }
             }
-            inner.flush();
+            batch.sync = true;
+            batch.commit(shared);
             return;
         }
         if got > 0 {
             last_record = Instant::now();
-            dirty = true;
         }
-        if dirty && (got == 0 || last_flush.elapsed() >= FLUSH_INTERVAL) {
-            inner.flush();
-            (last_flush, dirty) = (Instant::now(), false);
+        let pending = !batch.records.is_empty();
+        if pending && (batch.waiting || got == 0 || last_commit.elapsed() >= FLUSH_INTERVAL) {
+            batch.commit(shared);
+            last_commit = Instant::now();
         }
-        if got == 0 && last_record.elapsed() >= IDLE_AFTER {
+        if last_probe.elapsed() >= PROBE_EVERY {
+            shared.registry.probe_failing();
+            last_probe = Instant::now();
+        }
+        if got > 0 {
+            continue;
+        }
+        if last_record.elapsed() >= IDLE_AFTER && shared.registry.failing().is_empty() {
             match rx.recv() {
-                Ok(msg) => {
-                    if handle(shared, msg) {
-                        inner.flush();
-                        return;
-                    }
+                Ok(Msg::Record(r)) => {
+                    batch.write(shared, r);
                     last_record = Instant::now();
-                    dirty = true;
                 }
-                Err(_) => break,
+                Ok(Msg::Flush(ack)) => {
+                    batch.commit(shared);
+                    let _ = ack.send(());
+                }
+                Ok(Msg::Stop) | Err(_) => {
+                    batch.sync = true;
+                    batch.commit(shared);
+                    return;
+                }
             }
         } else {
-            std::thread::sleep(POLL_PAUSE);
+            shared.parked.store(true, Ordering::SeqCst);
+            std::thread::park_timeout(POLL_PAUSE);
+            shared.parked.store(false, Ordering::SeqCst);
         }
     }
-    inner.flush();
-}
-
-/// Handles one message; true for `Stop`.
-fn handle(shared: &Shared, msg: Msg) -> bool {
-    let (inner, stats) = (&shared.inner, &*shared.stats);
-    match msg {
-        Msg::Record(record) => write_record(inner, stats, record),
-        Msg::Confirmed(record, ack) => {
-            // Appenders flush a confirmed record at once and report their
-            // failures to the registry (through the error handler).
-            shared.registry.set_confirming(true);
-            write_record(inner, stats, record);
-            shared.registry.set_confirming(false);
-            let _ = ack.send(shared.registry.take_failure().map_or(Ok(()), Err));
-        }
-        Msg::Flush(ack) => {
-            inner.flush();
-            let _ = ack.send(());
-        }
-        Msg::Stop => return true,
-    }
-    false
-}
-
-fn write_record(inner: &log4rs::Logger, stats: &WriterStats, record: OwnedRecord) {
-    crate::record_context::with_context(record.context, || {
-        inner.log(
-            &Record::builder()
-                .level(record.level)
-                .target(&record.target)
-                .args(format_args!("{}", record.message))
-                .build(),
-        );
-    });
-    stats.written.fetch_add(1, Ordering::Relaxed);
 }

@@ -100,8 +100,10 @@ async fn require_admin(
                 &message,
                 key_id.as_deref(),
             );
-            node.record(vec![record]).await;
-            error.into_response()
+            match node.record(vec![record]).await {
+                Err(_) if node.refuses_unrecorded() => ApiError::RequestNotRecorded.into_response(),
+                _ => error.into_response(),
+            }
         }
     }
 }
@@ -131,14 +133,19 @@ fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<Principal, 
     }
 }
 
-/// Writes the admin audit record of a change and waits until it is on disk.
+/// How long an admin change waits for its record before it is refused (and
+/// its record cancelled: it will never be written).
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes the admin audit record of a change and waits until it is on disk
+/// (written and synced, whatever the node's durability).
 /// Called after the change is staged and before it is committed.
 ///
 /// # Errors
 /// [`ApiError::AuditUnavailable`] when the record is not known to be written.
 pub async fn record_change(node: &Node, call: &AdminCall, msg_type: &str, details: Value) -> Result<(), ApiError> {
     let message = audit_log::admin_message(&node.config.node_id, &call.who, call.client_ip, msg_type, details);
-    node.audit.record_confirmed(message).await.map_err(|e| {
+    node.audit.record_confirmed(message, CONFIRM_TIMEOUT).await.map_err(|e| {
         log::error!("Refused an admin change ({msg_type}) because its audit record could not be written: {e}");
         ApiError::AuditUnavailable
     })

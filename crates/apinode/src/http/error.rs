@@ -44,6 +44,15 @@ pub enum ApiError {
     /// An admin change whose audit record could not be written.
     #[error("the audit record of this change could not be written; the change was not made")]
     AuditUnavailable,
+    /// A request whose audit records could not be written, under
+    /// `auditLog.onWriteFailure: REFUSE`.
+    #[error(
+        "the audit records of this request could not be written, so its result is not returned (auditLog.onWriteFailure is REFUSE)"
+    )]
+    RequestNotRecorded,
+    /// More items than `limits.maxItemsPerRequest`.
+    #[error("a request may hold at most {0} items (limits.maxItemsPerRequest); nothing was scored")]
+    TooManyItems(usize),
 }
 
 impl ApiError {
@@ -59,7 +68,8 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
             Self::ScoringFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ScoringFailed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
-            Self::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "AuditUnavailable"),
+            Self::AuditUnavailable | Self::RequestNotRecorded => (StatusCode::SERVICE_UNAVAILABLE, "AuditUnavailable"),
+            Self::TooManyItems(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
         }
     }
 }
@@ -100,6 +110,8 @@ mod tests {
         let cases = [
             (ApiError::InvalidRequest("x".into()), 400, "InvalidRequest"),
             (ApiError::PayloadTooLarge(1), 413, "PayloadTooLarge"),
+            (ApiError::TooManyItems(10), 413, "PayloadTooLarge"),
+            (ApiError::RequestNotRecorded, 503, "AuditUnavailable"),
             (ApiError::NotFound("x".into()), 404, "NotFound"),
             (ApiError::ServiceUnavailable("x".into()), 503, "ServiceUnavailable"),
             (ApiError::Unauthorized("x".into()), 401, "Unauthorized"),

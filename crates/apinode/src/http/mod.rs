@@ -68,6 +68,11 @@ async fn is_alive(State(node): State<Arc<Node>>) -> Response {
     if node.data_dir.join(NOT_ALIVE_FILE).exists() {
         ApiError::ServiceUnavailable(format!("the node is marked not alive ({NOT_ALIVE_FILE} is present)"))
             .into_response()
+    } else if node.refuses_unrecorded() && node.audit.failing() {
+        // A load balancer takes the node out while it cannot record; it
+        // comes back by itself once writes succeed (docs/integrity.md).
+        ApiError::ServiceUnavailable("audit records cannot be written and auditLog.onWriteFailure is REFUSE".into())
+            .into_response()
     } else {
         axum::Json(json!({"alive": true})).into_response()
     }
@@ -100,8 +105,10 @@ async fn record_call(
     let status = response.status().as_u16();
     let record =
         crate::audit_log::api_call(&node.config.node_id, method.as_str(), &path, status, duration, addr.ip(), key);
-    node.record(vec![record]).await;
-    response
+    match node.record(vec![record]).await {
+        Err(_) if node.refuses_unrecorded() => ApiError::RequestNotRecorded.into_response(),
+        _ => response,
+    }
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

@@ -128,6 +128,9 @@ pub async fn predict_multi(State(node): State<Arc<Node>>, mut call: Call, body: 
         if body.items.is_empty() {
             return Err(ApiError::InvalidRequest("items: must hold at least one record".into()));
         }
+        if body.items.len() > node.config.limits.max_items_per_request {
+            return Err(ApiError::TooManyItems(node.config.limits.max_items_per_request));
+        }
         let request =
             Request { items: body.items, explanations: body.explanations, dispatch: body.dispatch, multi: true };
         call.score(&node, &service, request).await
@@ -255,7 +258,9 @@ impl Call {
                 messages.push(message);
             }
         }
-        node.record(messages).await;
+        if node.record_at(messages, service.audit_durability).await.is_err() && node.refuses_unrecorded() {
+            return Err(ApiError::RequestNotRecorded);
+        }
         if ring_updated {
             node.entity(crate::entity::Entity::Queries(target.service.as_str()), "UPDATE", "apinode", json!({})).await;
         }
@@ -301,8 +306,10 @@ impl Call {
                     ),
                     None => audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body),
                 };
-                node.record(vec![record]).await;
-                error.into_response()
+                match node.record(vec![record]).await {
+                    Err(_) if node.refuses_unrecorded() => ApiError::RequestNotRecorded.into_response(),
+                    _ => error.into_response(),
+                }
             }
         };
         if let Ok(v) = HeaderValue::from_str(self.request_id.as_str()) {

@@ -20,6 +20,10 @@ pub struct ServiceFile {
     /// Written in every audit message of this service (audit routing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key: Option<String>,
+    /// Raises the node's audit durability for this service's records
+    /// (`WRITTEN` or `FSYNC`; never lowers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_durability: Option<String>,
     /// Who may call the user API.
     #[serde(default)]
     pub auth: AuthFile,

@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use super::dispatch::Mapping;
 use super::files::{GenerationFile, ServiceFile};
 use super::{Endpoint, Generation, Service};
+use audit::commit::Durability;
+
 use crate::auth::{UserAuth, UserKey};
 use crate::ids::{EndpointId, GenerationId, ServiceId};
 use crate::model::Model;
@@ -101,6 +103,13 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
             None
         }
     };
+    let audit_durability = match file.audit_durability.as_deref() {
+        None => Durability::Async,
+        Some(d) => Durability::parse(d).unwrap_or_else(|| {
+            file_problems.push("auditDurability", format!("{d:?} must be ASYNC, WRITTEN or FSYNC"));
+            Durability::Async
+        }),
+    };
     let auth = user_auth(&file.auth, &mut |path, msg| file_problems.push(path, msg));
     problems.absorb(&format!("{label}/service.json"), file_problems);
 
@@ -109,6 +118,7 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
         enabled: file.enabled,
         mapping: Mapping::new(entries),
         routing_key,
+        audit_durability,
         auth,
         generations,
         unusable,

@@ -55,6 +55,9 @@ pub struct Service {
     pub mapping: Mapping,
     /// Written in its audit messages.
     pub routing_key: Option<audit::RoutingKey>,
+    /// The durability its records get at least (`auditDurability`; ASYNC
+    /// when unset: the node's own mode then decides).
+    pub audit_durability: audit::commit::Durability,
     /// User API authentication.
     pub auth: UserAuth,
     /// Generations that loaded.

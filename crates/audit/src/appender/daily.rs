@@ -6,12 +6,13 @@
 //! in local time, as in log4j.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Duration, Local, NaiveDate, TimeZone, Timelike};
 use log4rs::append::Append;
 use log4rs::encode::Encode;
 
+use super::retention::Policy;
 use super::{AppenderRegistry, LogFile, encode, lock};
 use crate::record_context::RecordContext;
 
@@ -93,7 +94,6 @@ fn local(naive: chrono::NaiveDateTime) -> DateTime<Local> {
 
 #[derive(Debug)]
 struct State {
-    file: LogFile,
     /// `File` + the date of the live file's period.
     scheduled: PathBuf,
     next_rollover: DateTime<Local>,
@@ -103,10 +103,12 @@ struct State {
 #[derive(Debug)]
 pub struct DailyRollingFileAppender {
     state: Mutex<State>,
+    file: Arc<Mutex<LogFile>>,
     encoder: Box<dyn Encode>,
     /// The DatePattern as a chrono format.
     suffix_format: String,
     period: Period,
+    policy: Policy,
     registry: AppenderRegistry,
 }
 
@@ -121,15 +123,20 @@ impl DailyRollingFileAppender {
         append: bool,
         suffix_format: String,
         period: Period,
+        policy: Policy,
         encoder: Box<dyn Encode>,
         registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
         let since: DateTime<Local> =
             std::fs::metadata(path).and_then(|m| m.modified()).map_or_else(|_| Local::now(), DateTime::from);
-        let file = LogFile::open(path, append, registry.reopen_signal())?;
+        let file = Arc::new(Mutex::new(LogFile::open(path, append, registry)?));
+        registry.add_file(&file);
         let scheduled = suffixed(path, &suffix_format, since);
-        let state = State { file, scheduled, next_rollover: period.next_start(since) };
-        Ok(Self { state: Mutex::new(state), encoder, suffix_format, period, registry: registry.clone() })
+        let state = State { scheduled, next_rollover: period.next_start(since) };
+        if policy.max_age.is_some() || policy.compress {
+            registry.with_retention(|r| r.opened(path, policy));
+        }
+        Ok(Self { state: Mutex::new(state), file, encoder, suffix_format, period, policy, registry: registry.clone() })
     }
 }
 
@@ -144,25 +151,33 @@ impl Append for DailyRollingFileAppender {
         let bytes = encode(&*self.encoder, record)?;
         let now = RecordContext::with_current(RecordContext::local_time);
         let mut state = lock(&self.state);
+        let mut file = lock(&self.file);
         if now >= state.next_rollover {
-            let path = state.file.path().to_path_buf();
-            state.file.flush()?;
-            // log4j replaces an existing file of the same name.
-            let _ = std::fs::remove_file(&state.scheduled);
+            let path = file.path().to_path_buf();
+            file.flush()?;
+            if state.scheduled.exists() {
+                // log4j would replace it, deleting its records unannounced:
+                // it is kept under a unique name instead.
+                std::fs::rename(
+                    &state.scheduled,
+                    super::retention::staged_name(&state.scheduled).with_extension("kept"),
+                )?;
+            }
             std::fs::rename(&path, &state.scheduled)?;
-            state.file.reopen(false)?;
+            file.reopen(false)?;
+            if self.policy.max_age.is_some() || self.policy.compress {
+                let dated = state.scheduled.clone();
+                self.registry.with_retention(|r| r.dated(&path, dated, self.policy));
+            }
             state.scheduled = suffixed(&path, &self.suffix_format, now);
             state.next_rollover = self.period.next_start(now);
         }
-        state.file.write(&bytes)?;
-        if self.registry.confirming() {
-            state.file.flush_confirmed()?;
-        }
+        file.write(&bytes, RecordContext::current_seq())?;
         Ok(())
     }
 
     fn flush(&self) {
-        let _ = lock(&self.state).file.flush();
+        let _ = lock(&self.file).flush();
     }
 }
 
@@ -200,9 +215,16 @@ mod tests {
         let path = dir.path().join("q.log");
         let layout = Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         let format = crate::layout::java_date::to_chrono("'.'yyyy-MM-dd-HH-mm").expect("valid");
-        let appender =
-            DailyRollingFileAppender::new(&path, true, format, Period::Minute, layout, &AppenderRegistry::new())
-                .expect("open");
+        let appender = DailyRollingFileAppender::new(
+            &path,
+            true,
+            format,
+            Period::Minute,
+            Policy::default(),
+            layout,
+            &AppenderRegistry::new(),
+        )
+        .expect("open");
         let log_at = |time: &str, message: &str| {
             let context = RecordContext::fixed("t", time);
             crate::record_context::with_context(context, || {

@@ -12,49 +12,74 @@
 pub mod daily;
 pub mod file;
 pub mod registry;
+pub mod retention;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 pub use daily::DailyRollingFileAppender;
 pub use file::{FileAppender, RollingFileAppender};
 pub use registry::{AppenderRegistry, ReopenSignal};
 
-/// An open log file: buffered, size-tracked, reopened on request.
+/// Bytes written past the end of a failing file to learn whether it can
+/// take data again (then cut off).
+const PROBE_BYTES: usize = 4096;
+
+/// An open log file whose content is only ever whole records.
+///
+/// Records are encoded into a buffer and written with one `write_all` per
+/// flush; the file's length up to the last whole record is known
+/// (`committed`). When a write fails part-way (disk full, I/O error), the
+/// file is cut back to that length and the buffered records are reported
+/// lost to the registry, by their writer sequence numbers: every line of
+/// the file is a whole record, whatever happened. A file found at open with
+/// a cut last line (a crash during a write) is cut back the same way.
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
-    writer: BufWriter<File>,
-    size: u64,
-    reopen: ReopenSignal,
+    file: File,
+    /// The file's length up to its last whole record.
+    committed: u64,
+    /// Encoded records not written yet.
+    pending: Vec<u8>,
+    /// Their writer sequence numbers.
+    seqs: Vec<u64>,
+    /// Written since the last sync.
+    dirty: bool,
+    registry: AppenderRegistry,
     reopen_seen: u64,
 }
 
+/// Buffered bytes past which a file writes at once (a batch of large records).
+const PENDING_MAX: usize = 256 << 10;
+
 impl LogFile {
     /// Opens (creating parent folders) in append or truncate mode; the file
-    /// reopens itself when `reopen` is signalled.
+    /// reopens itself when the registry's reopen signal is raised, and
+    /// reports lost records and its health to `registry`.
     ///
     /// # Errors
     /// The I/O error, with the path in its text.
-    pub fn open(path: &Path, append: bool, reopen: ReopenSignal) -> io::Result<LogFile> {
+    pub fn open(path: &Path, append: bool, registry: &AppenderRegistry) -> io::Result<LogFile> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(append)
-            .write(true)
-            .truncate(!append)
-            .open(path)
-            .map_err(|e| with_path(e, path))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if !append {
+            File::create(path).map_err(|e| with_path(e, path))?;
+        }
+        let file =
+            OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| with_path(e, path))?;
+        let committed = cut_to_last_line(&file, path).map_err(|e| with_path(e, path))?;
         Ok(LogFile {
             path: path.to_path_buf(),
-            writer: BufWriter::with_capacity(64 * 1024, file),
-            size,
-            reopen_seen: reopen.generation(),
-            reopen,
+            file,
+            committed,
+            pending: Vec::with_capacity(64 << 10),
+            seqs: Vec::new(),
+            dirty: false,
+            reopen_seen: registry.reopen_signal().generation(),
+            registry: registry.clone(),
         })
     }
 
@@ -65,43 +90,83 @@ impl LogFile {
 
     /// Bytes in the file, including buffered ones.
     pub fn size(&self) -> u64 {
-        self.size
+        self.committed + self.pending.len() as u64
     }
 
-    /// Appends bytes (reopening first if a reopen was requested).
+    /// Buffers one encoded record (reopening first if a reopen was
+    /// requested); `seq` is its writer sequence number.
     ///
     /// # Errors
-    /// The I/O error.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.reopen.generation() != self.reopen_seen {
-            self.reopen(true)?;
+    /// A reopen or an early write that failed (the record is then reported lost).
+    pub fn write(&mut self, bytes: &[u8], seq: u64) -> io::Result<()> {
+        if self.registry.reopen_signal().generation() != self.reopen_seen
+            && let Err(e) = self.reopen(true)
+        {
+            self.registry.note_lost(&self.path, &[seq], &e.to_string());
+            return Err(e);
         }
-        self.writer.write_all(bytes)?;
-        self.size += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        self.seqs.push(seq);
+        if self.pending.len() >= PENDING_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    /// Writes the buffer to the file.
+    /// Writes the buffered records with one `write_all`. On failure the file
+    /// is cut back to its last whole record and the buffered records are
+    /// reported lost; nothing of them is kept for a later retry.
     ///
     /// # Errors
     /// The I/O error.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                self.committed += self.pending.len() as u64;
+                self.dirty = true;
+                self.pending.clear();
+                self.seqs.clear();
+                self.registry.note_written(&self.path);
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(cut) = self.file.set_len(self.committed) {
+                    log::error!("Cannot cut {} back to its last whole record: {cut}", self.path.display());
+                }
+                self.registry.note_lost(&self.path, &self.seqs, &e.to_string());
+                self.pending.clear();
+                self.seqs.clear();
+                Err(with_path(e, &self.path))
+            }
+        }
     }
 
-    /// Flushes for a confirmed record. On failure the unwritten bytes are
-    /// dropped, not kept for a later retry: a change refused because its
-    /// record could not be written must not show up once the disk recovers.
+    /// Makes what was written durable (`fdatasync`), if anything was.
     ///
     /// # Errors
-    /// The I/O error of the flush (or of reopening after it).
-    pub fn flush_confirmed(&mut self) -> io::Result<()> {
-        let Err(e) = self.writer.flush() else { return Ok(()) };
-        let file = OpenOptions::new().append(true).open(&self.path)?;
-        let old = std::mem::replace(&mut self.writer, BufWriter::with_capacity(64 * 1024, file));
-        // into_parts hands back the buffer instead of flushing it on drop.
-        drop(old.into_parts());
-        Err(e)
+    /// The I/O error.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.file.sync_data().map_err(|e| with_path(e, &self.path))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Whether the file can take data again: writes [`PROBE_BYTES`] past its
+    /// end, then cuts them off.
+    ///
+    /// # Errors
+    /// The I/O error of the probe.
+    pub fn probe(&mut self) -> io::Result<()> {
+        let written = self.file.write_all(&[b' '; PROBE_BYTES]);
+        self.file.set_len(self.committed)?;
+        written?;
+        self.registry.note_written(&self.path);
+        Ok(())
     }
 
     /// Flushes, then opens the path again (append or truncate).
@@ -109,10 +174,43 @@ impl LogFile {
     /// # Errors
     /// The I/O error; the old file stays in use if the new one cannot open.
     pub fn reopen(&mut self, append: bool) -> io::Result<()> {
-        self.writer.flush()?;
-        *self = LogFile::open(&self.path.clone(), append, self.reopen.clone())?;
+        self.flush()?;
+        self.sync()?;
+        let registry = self.registry.clone();
+        let fresh = LogFile::open(&self.path.clone(), append, &registry)?;
+        *self = fresh;
         Ok(())
     }
+}
+
+/// The length of `file` up to its last whole line; a cut last line (a crash
+/// during a write) is removed.
+fn cut_to_last_line(file: &File, path: &Path) -> io::Result<u64> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut reader = file;
+    let mut at = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while at > 0 {
+        let n = (buf.len() as u64).min(at);
+        reader.seek(SeekFrom::Start(at - n))?;
+        reader.read_exact(&mut buf[..n as usize])?;
+        if let Some(i) = buf[..n as usize].iter().rposition(|b| *b == b'\n') {
+            let whole = at - n + i as u64 + 1;
+            if whole < len {
+                log::warn!("{}: cut {} bytes of a record left incomplete by a crash", path.display(), len - whole);
+                file.set_len(whole)?;
+            }
+            return Ok(whole);
+        }
+        at -= n;
+    }
+    log::warn!("{}: cut {len} bytes that hold no whole record (left by a crash)", path.display());
+    file.set_len(0)?;
+    Ok(0)
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {

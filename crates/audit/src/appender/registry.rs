@@ -5,20 +5,26 @@
 //!
 //! - the reopen signal (`bin/dss reopenlogs`, SIGHUP): every file appender
 //!   reopens its file before its next write after [`AppenderRegistry::request_reopen`];
-//! - the confirmation of a record whose sender waits until it is written
-//!   (an admin change): the writer marks the record, appenders flush it at
-//!   once and their failures are collected here for the writer to read;
+//! - the journal of the file appenders: every open file (so that the
+//!   writer can sync them and probe failing ones), the records a failed
+//!   write lost (by writer sequence number, for the writer to settle their
+//!   senders and count the loss), and which files are failing (health,
+//!   `/isAlive/` under REFUSE, `audit-write-failed` reports);
 //! - the deliveries its appenders started (the Kafka appenders'), for
 //!   metrics and the drain at stop;
 //! - the channel on which deliveries report outages and rejected records.
 //!
 //! Owns these handles; it writes nothing itself.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
+use super::LogFile;
+use super::retention::Retention;
 use crate::delivery::{Event, Events, Running};
 
 /// Makes file appenders reopen their files (cloned into each file).
@@ -37,14 +43,47 @@ impl ReopenSignal {
     }
 }
 
+/// A file that fails to take writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// The last error.
+    pub error: String,
+    /// Records lost since it started failing.
+    pub lost: u64,
+}
+
 #[derive(Debug)]
 struct Inner {
     reopen: ReopenSignal,
-    confirming: AtomicBool,
-    failure: Mutex<Option<String>>,
+    files: Mutex<Vec<Weak<Mutex<LogFile>>>>,
+    /// Records lost by failed writes since the writer last looked: their
+    /// sequence numbers, and why.
+    lost: Mutex<Vec<(u64, String)>>,
+    failing: Mutex<BTreeMap<PathBuf, Failing>>,
+    retention: Mutex<Option<Retention>>,
+    retention_stats: RetentionStats,
     deliveries: Mutex<Vec<Arc<dyn Running>>>,
     events: Events,
     event_rx: Mutex<Option<Receiver<(String, Event)>>>,
+}
+
+/// Files and records deleted by retention policies, per appender (its live file).
+#[derive(Debug, Clone, Default)]
+pub struct RetentionStats(Arc<Mutex<BTreeMap<String, (u64, u64)>>>);
+
+impl RetentionStats {
+    /// Counts one deleted file of `appender` holding `records`.
+    pub fn count(&self, appender: &str, records: u64) {
+        let mut all = lock(&self.0);
+        let e = all.entry(appender.to_owned()).or_default();
+        e.0 += 1;
+        e.1 += records;
+    }
+
+    /// Per appender: (deleted files, deleted records).
+    pub fn snapshot(&self) -> BTreeMap<String, (u64, u64)> {
+        lock(&self.0).clone()
+    }
 }
 
 /// The shared handles of one logging configuration's appenders.
@@ -66,12 +105,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl AppenderRegistry {
     /// A registry with a fresh event channel.
     pub fn new() -> AppenderRegistry {
-        let (events, rx) = Events::channel();
+        let (events, rx) = Events::unread_channel();
         AppenderRegistry {
             inner: Arc::new(Inner {
                 reopen: ReopenSignal::default(),
-                confirming: AtomicBool::new(false),
-                failure: Mutex::new(None),
+                files: Mutex::new(Vec::new()),
+                lost: Mutex::new(Vec::new()),
+                failing: Mutex::new(BTreeMap::new()),
+                retention: Mutex::new(None),
+                retention_stats: RetentionStats::default(),
                 deliveries: Mutex::new(Vec::new()),
                 events,
                 event_rx: Mutex::new(Some(rx)),
@@ -90,30 +132,108 @@ impl AppenderRegistry {
         self.inner.reopen.request();
     }
 
-    /// True while the writer writes a record whose sender waits for it to be
-    /// in its files: appenders must flush before returning and report failures.
-    pub fn confirming(&self) -> bool {
-        self.inner.confirming.load(Ordering::Relaxed)
+    /// Registers an open file (its appender keeps it).
+    pub fn add_file(&self, file: &Arc<Mutex<LogFile>>) {
+        lock(&self.inner.files).push(Arc::downgrade(file));
     }
 
-    /// Starts (or ends) a confirmed record; starting forgets earlier failures.
-    pub fn set_confirming(&self, on: bool) {
-        if on {
-            lock(&self.inner.failure).take();
+    fn files(&self) -> Vec<Arc<Mutex<LogFile>>> {
+        lock(&self.inner.files).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Syncs every file written since its last sync.
+    ///
+    /// # Errors
+    /// The first file that could not be synced, and why.
+    pub fn sync_all(&self) -> Result<(), String> {
+        let mut first = None;
+        for f in self.files() {
+            if let Err(e) = lock(&f).sync() {
+                first.get_or_insert_with(|| e.to_string());
+            }
         }
-        self.inner.confirming.store(on, Ordering::Relaxed);
+        first.map_or(Ok(()), Err)
     }
 
-    /// Notes an appender's failure while confirming (the first one is kept).
-    pub fn note_failure(&self, message: &str) {
-        if self.confirming() {
-            lock(&self.inner.failure).get_or_insert_with(|| message.to_owned());
+    /// Probes every failing file: one that takes data again is healthy again.
+    pub fn probe_failing(&self) {
+        if lock(&self.inner.failing).is_empty() {
+            return;
+        }
+        for f in self.files() {
+            let mut f = lock(&f);
+            if lock(&self.inner.failing).contains_key(f.path()) {
+                let _ = f.probe();
+            }
         }
     }
 
-    /// The first failure of the confirmed record, if any.
-    pub fn take_failure(&self) -> Option<String> {
-        lock(&self.inner.failure).take()
+    /// A write to `path` failed: the records `seqs` are lost, for `error`.
+    pub fn note_lost(&self, path: &Path, seqs: &[u64], error: &str) {
+        lock(&self.inner.lost).extend(seqs.iter().map(|s| (*s, format!("{}: {error}", path.display()))));
+        let mut failing = lock(&self.inner.failing);
+        let newly = !failing.contains_key(path);
+        let f = failing.entry(path.to_path_buf()).or_insert_with(|| Failing { error: String::new(), lost: 0 });
+        f.error = error.to_owned();
+        f.lost += seqs.len() as u64;
+        let lost = f.lost;
+        drop(failing);
+        log::error!("Audit file {} cannot be written ({error}); {} records lost", path.display(), seqs.len());
+        self.inner
+            .events
+            .report(&path.display().to_string(), Event::WriteFailed { error: error.to_owned(), lost, first: newly });
+    }
+
+    /// A write to `path` succeeded: it is healthy (again).
+    pub fn note_written(&self, path: &Path) {
+        let mut failing = lock(&self.inner.failing);
+        if failing.is_empty() {
+            return;
+        }
+        if let Some(f) = failing.remove(path) {
+            drop(failing);
+            log::info!("Audit file {} takes writes again ({} records were lost)", path.display(), f.lost);
+            self.inner.events.report(&path.display().to_string(), Event::WriteRecovered { lost: f.lost });
+        }
+    }
+
+    /// Runs `f` with the retention thread (started at first use).
+    pub fn with_retention(&self, f: impl FnOnce(&Retention)) {
+        let mut r = lock(&self.inner.retention);
+        if r.is_none() {
+            match Retention::start(self.inner.events.clone(), self.inner.retention_stats.clone()) {
+                Ok(started) => *r = Some(started),
+                Err(e) => {
+                    log::error!("Cannot start the audit retention thread: {e}; rolled files are kept");
+                    return;
+                }
+            }
+        }
+        if let Some(r) = r.as_ref() {
+            f(r);
+        }
+    }
+
+    /// Finishes every retention job and stops the thread.
+    pub fn stop_retention(&self) {
+        if let Some(mut r) = lock(&self.inner.retention).take() {
+            r.stop();
+        }
+    }
+
+    /// Files and records deleted by retention so far.
+    pub fn retention_stats(&self) -> BTreeMap<String, (u64, u64)> {
+        self.inner.retention_stats.snapshot()
+    }
+
+    /// The records lost since the last call, with why.
+    pub fn take_lost(&self) -> Vec<(u64, String)> {
+        std::mem::take(&mut *lock(&self.inner.lost))
+    }
+
+    /// The files failing now.
+    pub fn failing(&self) -> BTreeMap<PathBuf, Failing> {
+        lock(&self.inner.failing).clone()
     }
 
     /// Registers a delivery an appender started.
@@ -147,6 +267,10 @@ impl AppenderRegistry {
 
     /// The receiving end of [`AppenderRegistry::events`] (once).
     pub fn take_event_receiver(&self) -> Option<Receiver<(String, Event)>> {
-        lock(&self.inner.event_rx).take()
+        let rx = lock(&self.inner.event_rx).take();
+        if rx.is_some() {
+            self.inner.events.mark_read();
+        }
+        rx
     }
 }

@@ -10,7 +10,12 @@
 //!
 //! A sender never waits on the network: a full queue spills to the spool.
 //! Only a spool at its cap makes a sender wait (BLOCK) or drop and count
-//! (DROP, queries and calls only). [`Delivery::try_send`] never waits at all
+//! (DROP, queries and calls only). A record sent with a [`Ticket`]
+//! (WRITTEN and FSYNC durability, docs/integrity.md) goes through the
+//! journal instead: a spooler thread appends batches of them to the spool
+//! (one `write`, one sync for the batch when asked) and settles their
+//! tickets, and the worker delivers from the spool: the spool is the
+//! target's write-ahead log. [`Delivery::try_send`] never waits at all
 //! (it hands the record back instead), for callers on an async runtime's
 //! worker threads; [`Delivery::send`] waits, for callers on threads of their
 //! own. The dispatcher's targets, the Kafka log4j appender and entity audit
@@ -22,24 +27,27 @@
 //! - [`spool`]: the on-disk spool.
 //! - [`dead_letter`]: records no destination will take.
 //! - `worker`: the thread that delivers, retries, splits and replays.
+//! - `spooler`: the thread that appends ticketed records to the spool.
 
 pub mod dead_letter;
 pub mod policy;
 pub mod sink;
 pub mod spool;
+mod spooler;
 mod worker;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::commit::Ticket;
+pub use crate::report::{Event, Events};
 pub use dead_letter::DeadLetter;
 pub use policy::{DeliverySettings, OnFull};
 pub use sink::{Failure, Record, Sink};
@@ -49,43 +57,6 @@ pub use spool::{Spool, SpoolGauge};
 pub const BATCH_MAX: usize = 500;
 /// Bytes of one batch, about at most.
 pub const BATCH_MAX_BYTES: usize = 4 << 20;
-
-/// Something a target's worker reports about its destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The destination stopped answering (the error).
-    Down(String),
-    /// It answers again.
-    Up,
-    /// A record was rejected for good and kept in a dead-letter file.
-    Rejected {
-        /// Why the destination refused it.
-        reason: String,
-        /// Its event id, when it has one.
-        event_id: Option<String>,
-        /// The dead-letter file it went to.
-        file: PathBuf,
-    },
-}
-
-/// Where targets report [`Event`]s, with their name: the audit runtime
-/// turns them into `generic` / `generic-failure` messages. Sending never
-/// waits.
-#[derive(Debug, Clone)]
-pub struct Events(mpsc::Sender<(String, Event)>);
-
-impl Events {
-    /// A channel of events and its receiving end.
-    pub fn channel() -> (Events, mpsc::Receiver<(String, Event)>) {
-        let (tx, rx) = mpsc::channel();
-        (Events(tx), rx)
-    }
-
-    /// Reports `event` of `target` (nothing happens once the receiver is gone).
-    pub fn report(&self, target: &str, event: Event) {
-        let _ = self.0.send((target.to_owned(), event));
-    }
-}
 
 /// Counters of one target, for `/admin/api/metrics`.
 #[derive(Debug, Default)]
@@ -102,6 +73,10 @@ pub struct TargetStats {
     pub dropped: AtomicU64,
     /// Refused for good by the destination and kept in the dead letters.
     pub rejected: AtomicU64,
+    /// Ticketed records that could not be appended to the spool (lost).
+    pub lost: AtomicU64,
+    /// Whether the spool fails to take writes now.
+    pub failing: AtomicBool,
     /// Times a sender waited because the spool was full (onFull BLOCK).
     pub blocked: AtomicU64,
     /// Failed delivery attempts.
@@ -122,8 +97,18 @@ struct QueueState<R> {
     sleeping: bool,
 }
 
+/// Ticketed records waiting for the spooler.
+struct Journal<R> {
+    items: VecDeque<(R, Ticket)>,
+    stop: bool,
+    sleeping: bool,
+}
+
 struct Shared<R> {
     queue: Mutex<QueueState<R>>,
+    journal: Mutex<Journal<R>>,
+    /// Wakes the spooler.
+    journal_wake: Condvar,
     /// Wakes the worker.
     wake: Condvar,
     /// Wakes senders waiting for room in the spool (BLOCK).
@@ -210,6 +195,7 @@ pub struct Delivery<R> {
     kind: &'static str,
     shared: Arc<Shared<R>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    spooler: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<R> std::fmt::Debug for Delivery<R> {
@@ -244,6 +230,8 @@ impl<R: Record> Delivery<R> {
         }
         let shared = Arc::new(Shared {
             queue: Mutex::new(QueueState { items: VecDeque::new(), stop: None, sleeping: false }),
+            journal: Mutex::new(Journal { items: VecDeque::new(), stop: false, sleeping: false }),
+            journal_wake: Condvar::new(),
             wake: Condvar::new(),
             room: Condvar::new(),
             spool: Mutex::new(spool),
@@ -259,7 +247,77 @@ impl<R: Record> Delivery<R> {
             let sink = make_sink();
             worker.run(sink);
         })?;
-        Ok(Delivery { kind, shared, worker: Mutex::new(Some(thread)) })
+        let for_spooler = shared.clone();
+        let spooler =
+            std::thread::Builder::new().name(format!("spool-{name}")).spawn(move || spooler::run(&for_spooler))?;
+        Ok(Delivery { kind, shared, worker: Mutex::new(Some(thread)), spooler: Mutex::new(Some(spooler)) })
+    }
+
+    /// Hands over a record whose sender waits (`ticket`): one part of the
+    /// ticket is settled once the record is appended to the spool (and
+    /// synced when the ticket asks). Never waits; under onFull DROP a
+    /// droppable record is dropped (counted, its part settled at once).
+    ///
+    /// # Errors
+    /// The record, when the spool is at its cap under BLOCK.
+    pub fn try_send_ticketed(&self, msg: R, ticket: &Ticket) -> Result<(), R> {
+        if self.shared.full() {
+            if self.shared.settings.on_full == OnFull::Drop && msg.droppable() {
+                self.shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            if !lock(&self.shared.journal).stop {
+                return Err(msg);
+            }
+        }
+        self.journal(msg, ticket);
+        Ok(())
+    }
+
+    /// As [`Delivery::try_send_ticketed`], waiting while the spool is at
+    /// its cap under BLOCK (never on an async runtime's worker thread).
+    pub fn send_ticketed(&self, msg: R, ticket: &Ticket) {
+        let Err(msg) = self.try_send_ticketed(msg, ticket) else { return };
+        self.wait_for_room();
+        self.journal(msg, ticket);
+    }
+
+    fn journal(&self, msg: R, ticket: &Ticket) {
+        self.shared.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+        ticket.add_part();
+        let mut journal = lock(&self.shared.journal);
+        if journal.stop {
+            // The spooler has stopped (a graceful stop): append here.
+            drop(journal);
+            spooler::append(&self.shared, vec![(msg, ticket.clone())]);
+            return;
+        }
+        journal.items.push_back((msg, ticket.clone()));
+        if journal.sleeping {
+            journal.sleeping = false;
+            self.shared.journal_wake.notify_one();
+        }
+    }
+
+    fn wait_for_room(&self) {
+        self.shared.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.shared.queue();
+        while self.shared.full() && queue.stop.is_none() {
+            // The worker signals `room` after every commit; the timeout
+            // covers room made by other paths (a segment dropped on read).
+            queue = self
+                .shared
+                .room
+                .wait_timeout(queue, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Whether the spool fails to take writes now.
+    pub fn failing(&self) -> bool {
+        self.shared.stats.failing.load(Ordering::Relaxed)
     }
 
     /// Hands a record over without ever waiting. When the spool is at its
@@ -288,19 +346,7 @@ impl<R: Record> Delivery<R> {
     /// [`Delivery::try_send`] there).
     pub fn send(&self, msg: R) {
         let Err(msg) = self.try_send(msg) else { return };
-        self.shared.stats.blocked.fetch_add(1, Ordering::Relaxed);
-        let mut queue = self.shared.queue();
-        while self.shared.full() && queue.stop.is_none() {
-            // The worker signals `room` after every commit; the timeout
-            // covers room made by other paths (a segment dropped on read).
-            queue = self
-                .shared
-                .room
-                .wait_timeout(queue, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        drop(queue);
+        self.wait_for_room();
         self.enqueue(msg);
     }
 
@@ -331,6 +377,15 @@ impl<R: Record> Delivery<R> {
     /// `deadline`, syncs the spool and stops the worker. Senders waiting
     /// for room are released (their records go to the spool).
     pub fn shutdown(&self, deadline: Instant) {
+        {
+            // The journal first: what senders wait for goes to the spool.
+            let mut journal = lock(&self.shared.journal);
+            journal.stop = true;
+            self.shared.journal_wake.notify_one();
+        }
+        if let Some(t) = lock(&self.spooler).take() {
+            let _ = t.join();
+        }
         {
             let mut queue = self.shared.queue();
             queue.stop = Some(deadline);
@@ -375,6 +430,8 @@ impl<R: Record> Delivery<R> {
             "replayed": load(&s.replayed),
             "dropped": load(&s.dropped),
             "rejected": load(&s.rejected),
+            "lost": load(&s.lost),
+            "failing": s.failing.load(Ordering::Relaxed),
             "blockedWaits": load(&s.blocked),
             "deliveryErrors": load(&s.delivery_errors),
             "badSpoolLines": load(&s.bad_lines),

@@ -1,14 +1,19 @@
 //! A network target's disk spool (`run/spool/<target>/`): messages that
 //! could not be delivered yet, as JSON lines in numbered segment files
 //! (`0000000000000001.jsonl`, a new one every 8 MiB and at every start, so a
-//! line cut by a crash can only end a closed segment). The worker reads the
+//! line cut by a crash can only end a closed segment). An append is one
+//! `write` of whole lines; when it fails the segment is cut back to its last
+//! whole line, so a line is never glued to the next. The worker reads the
 //! oldest lines, delivers them and only then commits them; a fully delivered
-//! segment is deleted, so an empty folder means nothing is pending. Owns the
-//! files and their order; it does not deliver anything or decide when.
+//! closed segment is deleted, and the open segment is emptied in place when
+//! the worker has caught up with it (no file churn under steady traffic).
+//! With WRITTEN and FSYNC durability the spool is the target's write-ahead
+//! log. Owns the files and their order; it does not deliver anything or
+//! decide when.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +56,9 @@ pub struct Spool {
     dir: PathBuf,
     segments: VecDeque<Segment>,
     /// The open segment new lines go to (the last of `segments`).
-    writer: Option<BufWriter<File>>,
+    writer: Option<File>,
+    /// Written to since the last sync.
+    dirty: bool,
     /// The head segment, positioned after the last committed line.
     reader: Option<BufReader<File>>,
     /// The lines handed out by [`Spool::peek`] and not yet committed.
@@ -100,6 +107,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             segments: segments.into(),
             writer: None,
+            dirty: false,
             reader: None,
             uncommitted: None,
             next_seq,
@@ -114,37 +122,68 @@ impl Spool {
 
     /// True when nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
+        match self.segments.len() {
+            0 => true,
+            1 => self.segments[0].bytes <= self.segments[0].start,
+            _ => false,
+        }
     }
 
-    /// Appends messages (one line each) after everything pending, and hands
-    /// them to the OS (a crash of the process loses nothing; [`Spool::sync`]
-    /// makes them survive a crash of the machine).
+    /// Appends messages (one line each) after everything pending, with one
+    /// `write` per segment (a crash of the process loses nothing once this
+    /// returns; [`Spool::sync`] makes them survive a crash of the machine).
+    /// On failure the segment is cut back to its last whole line.
     ///
     /// # Errors
     /// When the segment cannot be created or written.
     pub fn append<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
-        let mut added_bytes = 0u64;
-        let mut added = 0u64;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut count = 0u64;
         for line in lines {
-            let full = self.writer.is_none() || self.segments.back().is_none_or(|s| s.bytes >= SEGMENT_MAX_BYTES);
+            let full = self.writer.is_none()
+                || self.segments.back().is_none_or(|s| s.bytes + buf.len() as u64 >= SEGMENT_MAX_BYTES);
             if full {
+                self.write_whole(&buf, count)?;
+                (buf, count) = (Vec::new(), 0);
                 self.rotate()?;
             }
-            let w = self.writer.as_mut().expect("rotate opened a writer");
-            w.write_all(line.as_bytes())?;
-            w.write_all(b"\n")?;
-            let n = line.len() as u64 + 1;
-            self.segments.back_mut().expect("a segment is open").bytes += n;
-            added_bytes += n;
-            added += 1;
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            count += 1;
         }
-        if let Some(w) = self.writer.as_mut() {
-            w.flush()?;
+        self.write_whole(&buf, count)
+    }
+
+    /// Writes `buf` (whole lines) to the open segment, or cuts it back.
+    fn write_whole(&mut self, buf: &[u8], lines: u64) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
         }
-        self.gauge.bytes.fetch_add(added_bytes, Ordering::Relaxed);
-        self.gauge.messages.fetch_add(added, Ordering::Relaxed);
+        let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
+            return Err(io::Error::other("no open spool segment"));
+        };
+        if let Err(e) = w.write_all(buf) {
+            let _ = w.set_len(seg.bytes);
+            return Err(e);
+        }
+        seg.bytes += buf.len() as u64;
+        self.dirty = true;
+        self.gauge.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.gauge.messages.fetch_add(lines, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether the spool's disk takes data again: writes 4 KiB past the end
+    /// of the open segment (or a probe file), then cuts them off.
+    ///
+    /// # Errors
+    /// The I/O error of the probe.
+    pub fn probe(&mut self) -> io::Result<()> {
+        let probe = self.dir.join("probe.tmp");
+        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&probe)?;
+        let written = f.write_all(&[b' '; 4096]).and_then(|()| f.sync_data());
+        let _ = fs::remove_file(&probe);
+        written
     }
 
     /// Puts messages in front of everything pending: a batch that was being
@@ -167,30 +206,37 @@ impl Spool {
         let seq = front.seq - 1;
         self.segments.front_mut().expect("front exists").start = read_to;
         let path = self.dir.join(format!("{seq:016}.jsonl"));
-        let mut w = BufWriter::new(OpenOptions::new().create(true).append(true).open(&path)?);
-        let (mut bytes, mut n) = (0u64, 0u64);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut n = 0u64;
         for line in lines {
-            w.write_all(line.as_bytes())?;
-            w.write_all(b"\n")?;
-            bytes += line.len() as u64 + 1;
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
             n += 1;
         }
-        w.flush()?;
-        self.segments.push_front(Segment { seq, path, bytes, start: 0 });
-        self.gauge.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mut w = OpenOptions::new().create(true).append(true).open(&path)?;
+        if let Err(e) = w.write_all(&buf) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        self.segments.push_front(Segment { seq, path, bytes: buf.len() as u64, start: 0 });
+        self.gauge.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
         self.gauge.messages.fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(mut w) = self.writer.take() {
-            w.flush()?;
+        if let Some(w) = self.writer.take()
+            && self.dirty
+        {
+            // A closed segment is synced once, whatever the durability.
+            w.sync_data()?;
+            self.dirty = false;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let path = self.dir.join(format!("{seq:016}.jsonl"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        self.writer = Some(BufWriter::with_capacity(64 << 10, file));
+        self.writer = Some(file);
         self.segments.push_back(Segment { seq, path, bytes: 0, start: 0 });
         Ok(())
     }
@@ -270,10 +316,34 @@ impl Spool {
         if at >= head.bytes {
             let is_writer = self.segments.len() == 1 && self.writer.is_some();
             if is_writer {
-                self.writer = None;
+                // Caught up with the open segment: empty it in place rather
+                // than delete and create a file per batch.
+                let w = self.writer.as_mut().expect("the open segment");
+                w.set_len(0)?;
+                let seg = self.segments.front_mut().expect("the head");
+                self.gauge.bytes.fetch_sub(seg.bytes.min(self.gauge.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                self.gauge.messages.store(0, Ordering::Relaxed);
+                (seg.bytes, seg.start) = (0, 0);
+                self.reader = None;
+            } else {
+                self.reader = None;
+                self.drop_head()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Removes the open segment when nothing is pending in it (a graceful
+    /// stop), so that an empty folder means an empty spool.
+    ///
+    /// # Errors
+    /// When the file cannot be removed.
+    pub fn close_if_empty(&mut self) -> io::Result<()> {
+        if self.segments.len() == 1 && self.segments[0].bytes == 0 {
+            let seg = self.segments.pop_front().expect("one segment");
+            self.writer = None;
             self.reader = None;
-            self.drop_head()?;
+            fs::remove_file(&seg.path)?;
         }
         Ok(())
     }
@@ -283,9 +353,11 @@ impl Spool {
     /// # Errors
     /// When the file cannot be synced.
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(w) = self.writer.as_mut() {
-            w.flush()?;
-            w.get_ref().sync_data()?;
+        if let Some(w) = self.writer.as_mut()
+            && self.dirty
+        {
+            w.sync_data()?;
+            self.dirty = false;
         }
         Ok(())
     }
@@ -334,8 +406,12 @@ fn read_lines(
 mod tests {
     use super::*;
 
+    /// Files holding something (the open segment stays, emptied, once caught up).
     fn files(dir: &Path) -> usize {
-        fs::read_dir(dir).expect("dir").count()
+        fs::read_dir(dir)
+            .expect("dir")
+            .filter(|e| e.as_ref().expect("entry").metadata().expect("meta").len() > 0)
+            .count()
     }
 
     #[test]

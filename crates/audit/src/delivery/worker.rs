@@ -271,7 +271,7 @@ impl<R: Record> Worker<R> {
             }
         }
         let mut spool = self.shared.spool();
-        if let Err(e) = spool.sync() {
+        if let Err(e) = spool.sync().and_then(|()| spool.close_if_empty()) {
             log::error!("Audit target {}: cannot sync the spool: {e}", self.shared.name);
         }
         let left = spool.gauge().messages.load(Ordering::Relaxed);

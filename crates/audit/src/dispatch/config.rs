@@ -1,5 +1,6 @@
 //! The `auditLog` section of `config/server.json` (docs/audit.md
-//! "Targets"): targets with their topic
+//! "Targets", docs/integrity.md "Durability", "Write failures"): the
+//! durability mode and write-failure policy, targets with their topic
 //! and routing-key filters and, for network targets, their delivery
 //! settings. [`parse`] is pure and reports every problem at once, each with
 //! its path (`auditLog.settings.targets[2].topics[0]: unknown topic ...`);
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::Topic;
+use crate::commit::{Durability, OnWriteFailure};
 use crate::delivery::policy::{DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_MAX_BYTES, DeliverySettings, OnFull};
 use crate::kafka::config::{Connections, Properties, TopicTemplate};
 use crate::message::{RoutingKey, is_safe_segment};
@@ -96,6 +98,10 @@ pub struct AuditSettings {
     pub targets: Vec<TargetSpec>,
     /// Compute-resource-usage period.
     pub cru_interval: Duration,
+    /// When a request's records count as recorded (`durability`, default WRITTEN).
+    pub durability: Durability,
+    /// What a request whose records cannot be recorded gets (`onWriteFailure`, default CONTINUE).
+    pub on_write_failure: OnWriteFailure,
 }
 
 impl Default for AuditSettings {
@@ -104,6 +110,8 @@ impl Default for AuditSettings {
         Self {
             targets: vec![TargetSpec { name: "log4j".into(), filter: Filter::all(), kind: TargetKind::Log4j }],
             cru_interval: DEFAULT_CRU_INTERVAL,
+            durability: Durability::Written,
+            on_write_failure: OnWriteFailure::Continue,
         }
     }
 }
@@ -126,7 +134,7 @@ impl Ctx<'_> {
 pub fn parse(section: Option<&Value>, connections: &Connections) -> Result<AuditSettings, Vec<ConfigProblem>> {
     let Some(section) = section else { return Ok(AuditSettings::default()) };
     let mut ctx = Ctx { problems: Vec::new(), connections };
-    let mut settings = AuditSettings { targets: Vec::new(), cru_interval: DEFAULT_CRU_INTERVAL };
+    let mut settings = AuditSettings { targets: Vec::new(), ..AuditSettings::default() };
     let Some(object) = section.as_object() else {
         ctx.push("auditLog", "must be an object");
         return Err(ctx.problems);
@@ -153,14 +161,29 @@ pub fn parse(section: Option<&Value>, connections: &Connections) -> Result<Audit
                 Some(s) => settings.cru_interval = Duration::from_secs(s),
                 None => ctx.push("auditLog.computeResourceUsageIntervalSeconds", "must be a positive integer"),
             },
+            "durability" => match value.as_str().and_then(Durability::parse) {
+                Some(d) => settings.durability = d,
+                None => ctx.push("auditLog.durability", "must be ASYNC, WRITTEN or FSYNC"),
+            },
+            "onWriteFailure" => match value.as_str() {
+                Some("CONTINUE") => settings.on_write_failure = OnWriteFailure::Continue,
+                Some("REFUSE") => settings.on_write_failure = OnWriteFailure::Refuse,
+                _ => ctx.push("auditLog.onWriteFailure", "must be CONTINUE or REFUSE"),
+            },
             other => ctx.push(
                 format!("auditLog.{other}"),
-                "unknown key (known: settings, computeResourceUsageIntervalSeconds)",
+                "unknown key (known: settings, durability, onWriteFailure, computeResourceUsageIntervalSeconds)",
             ),
         }
     }
     if !saw_targets {
         settings.targets = AuditSettings::default().targets;
+    }
+    if settings.on_write_failure == OnWriteFailure::Refuse && settings.durability == Durability::Async {
+        ctx.push(
+            "auditLog.onWriteFailure",
+            "REFUSE needs durability WRITTEN or FSYNC: with ASYNC a request is answered before its records are written, so a failure cannot refuse it",
+        );
     }
     let mut names = BTreeSet::new();
     for (i, t) in settings.targets.iter().enumerate() {
@@ -466,6 +489,18 @@ mod tests {
             assert!(found.iter().any(|f| f.starts_with(e)), "missing {e:?} in {found:#?}");
         }
         assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn durability_and_write_failure_policy_are_checked_together() {
+        let v: Value = serde_json::from_str(r#"{"durability": "FSYNC", "onWriteFailure": "REFUSE"}"#).expect("json");
+        let s = parse(Some(&v), &Connections::new()).expect("valid");
+        assert_eq!((s.durability, s.on_write_failure), (Durability::Fsync, OnWriteFailure::Refuse));
+        assert_eq!(AuditSettings::default().durability, Durability::Written, "the default");
+        let found = problems(r#"{"durability": "ASYNC", "onWriteFailure": "REFUSE"}"#);
+        assert!(found[0].starts_with("auditLog.onWriteFailure: REFUSE needs durability WRITTEN"), "{found:?}");
+        let found = problems(r#"{"durability": "SOMETIMES", "onWriteFailure": "MAYBE"}"#);
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]

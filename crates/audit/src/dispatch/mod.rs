@@ -20,9 +20,10 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::Topic;
+use crate::commit::Ticket;
 use crate::delivery::{Delivery, DeliverySettings, Events, Sink, SinkMaker};
 use crate::message::Message;
-use crate::writer::{ConfirmError, LogWriter};
+use crate::writer::LogWriter;
 use audit_types::Filter;
 use config::{AuditSettings, TargetKind, TargetSpec};
 use event_server::EventServerSink;
@@ -73,6 +74,8 @@ pub struct Blocked {
     msg: Message,
     /// Indexes of the targets that still have to take it.
     targets: Vec<usize>,
+    /// The sender's ticket, if it waits for the message to be recorded.
+    ticket: Option<Ticket>,
 }
 
 impl Dispatcher {
@@ -144,30 +147,48 @@ impl Dispatcher {
     /// queue, a full spool under BLOCK): call it from threads of your own,
     /// never from an async runtime's worker thread ([`Dispatcher::try_send`]).
     pub fn send(&self, msg: Message) {
-        if let Err(blocked) = self.try_send(msg) {
+        if let Err(blocked) = self.try_send(msg, None) {
             self.finish_blocked(blocked);
         }
     }
 
-    /// Hands `msg` to every target that takes it without ever waiting.
+    /// Hands `msg` to every target that takes it without ever waiting. With
+    /// a ticket, every target that takes it adds a part to the ticket and
+    /// settles it once the message is recorded (written to the files,
+    /// appended to the spool; the in-memory target and the `log` facade at
+    /// once).
     ///
     /// # Errors
     /// [`Blocked`] with the targets that could not take it yet.
-    pub fn try_send(&self, msg: Message) -> Result<(), Blocked> {
-        self.try_send_after(msg, &mut Vec::new())
+    pub fn try_send(&self, msg: Message, ticket: Option<&Ticket>) -> Result<(), Blocked> {
+        self.try_send_after(msg, ticket, &mut Vec::new())
     }
 
     /// Hands messages over without ever waiting; returns those some target
     /// could not take, in order. Once a target could not take a message,
     /// the later ones wait for it too, so that it keeps their order.
-    pub fn try_send_all(&self, messages: impl IntoIterator<Item = Message>) -> Vec<Blocked> {
+    pub fn try_send_all(&self, messages: impl IntoIterator<Item = Message>, ticket: Option<&Ticket>) -> Vec<Blocked> {
         let mut stuck = Vec::new();
-        messages.into_iter().filter_map(|m| self.try_send_after(m, &mut stuck).err()).collect()
+        messages.into_iter().filter_map(|m| self.try_send_after(m, ticket, &mut stuck).err()).collect()
+    }
+
+    /// How many targets record a message like `msg` (its topic and key
+    /// taken, its logger on): none means it would be recorded nowhere.
+    pub fn routes(&self, msg: &Message) -> usize {
+        self.targets
+            .iter()
+            .filter(|t| t.filter.takes(&msg.topic, msg.routing_key.as_ref()))
+            .filter(|t| match &t.route {
+                Route::Log4j(Some(w)) => w.enabled(msg.topic.target(), msg.level),
+                Route::Log4j(None) => log::log_enabled!(target: msg.topic.target(), msg.level),
+                Route::Network(_) | Route::Memory(_) => true,
+            })
+            .count()
     }
 
     /// [`Dispatcher::try_send`], with the targets in `stuck` not tried (and
     /// targets that cannot take `msg` added to it).
-    fn try_send_after(&self, msg: Message, stuck: &mut Vec<usize>) -> Result<(), Blocked> {
+    fn try_send_after(&self, msg: Message, ticket: Option<&Ticket>, stuck: &mut Vec<usize>) -> Result<(), Blocked> {
         let mut waiting = Vec::new();
         for (i, t) in self.targets.iter().enumerate() {
             if !t.filter.takes(&msg.topic, msg.routing_key.as_ref()) {
@@ -178,12 +199,15 @@ impl Dispatcher {
                 continue;
             }
             let taken = match &t.route {
-                Route::Log4j(Some(w)) => w.try_emit(msg.topic.target(), msg.level, msg.text.clone()).is_ok(),
+                Route::Log4j(Some(w)) => w.try_emit(msg.topic.target(), msg.level, msg.text.clone(), ticket).is_ok(),
                 Route::Log4j(None) => {
                     log::log!(target: msg.topic.target(), msg.level, "{}", msg.text);
                     true
                 }
-                Route::Network(d) => d.try_send(msg.clone()).is_ok(),
+                Route::Network(d) => match ticket {
+                    Some(tk) => d.try_send_ticketed(msg.clone(), tk).is_ok(),
+                    None => d.try_send(msg.clone()).is_ok(),
+                },
                 Route::Memory(m) => {
                     m.push(msg.clone());
                     true
@@ -194,63 +218,28 @@ impl Dispatcher {
                 stuck.push(i);
             }
         }
-        if waiting.is_empty() { Ok(()) } else { Err(Blocked { msg, targets: waiting }) }
+        if waiting.is_empty() { Ok(()) } else { Err(Blocked { msg, targets: waiting, ticket: ticket.cloned() }) }
     }
 
     /// Hands a blocked message to the targets that could not take it,
     /// waiting as long as they need.
     pub fn finish_blocked(&self, blocked: Blocked) {
-        let Blocked { msg, targets } = blocked;
+        let Blocked { msg, targets, ticket } = blocked;
         for i in targets {
-            match &self.targets[i].route {
-                Route::Log4j(Some(w)) => w.emit(msg.topic.target(), msg.level, msg.text.clone()),
-                Route::Network(d) => d.send(msg.clone()),
-                Route::Log4j(None) | Route::Memory(_) => {}
+            match (&self.targets[i].route, &ticket) {
+                (Route::Log4j(Some(w)), t) => {
+                    w.emit(msg.topic.target(), msg.level, msg.text.clone(), t.as_ref());
+                }
+                (Route::Network(d), Some(t)) => d.send_ticketed(msg.clone(), t),
+                (Route::Network(d), None) => d.send(msg.clone()),
+                (Route::Log4j(None) | Route::Memory(_), _) => {}
             }
         }
     }
 
-    /// Hands `msg` over and returns once it is recorded: written and flushed
-    /// by the LOG4J target, queued (and so spooled if need be) by network
-    /// targets. For changes that may only happen once recorded. Blocks the
-    /// calling thread.
-    ///
-    /// # Errors
-    /// [`ConfirmError`] when a LOG4J appender failed, or no target took it.
-    pub fn send_confirmed(&self, msg: &Message) -> Result<(), ConfirmError> {
-        let mut recorded = false;
-        let mut disabled = None;
-        for t in &self.targets {
-            if !t.filter.takes(&msg.topic, msg.routing_key.as_ref()) {
-                continue;
-            }
-            match &t.route {
-                Route::Log4j(Some(w)) => match w.emit_confirmed(msg.topic.target(), msg.level, msg.text.clone()) {
-                    Ok(()) => recorded = true,
-                    Err(ConfirmError::Disabled(d)) => disabled = Some(d),
-                    Err(e) => return Err(e),
-                },
-                Route::Log4j(None) => {
-                    log::log!(target: msg.topic.target(), msg.level, "{}", msg.text);
-                    recorded = true;
-                }
-                Route::Network(d) => {
-                    d.send(msg.clone());
-                    recorded = true;
-                }
-                Route::Memory(m) => {
-                    m.push(msg.clone());
-                    recorded = true;
-                }
-            }
-        }
-        if recorded {
-            Ok(())
-        } else {
-            Err(ConfirmError::Disabled(
-                disabled.unwrap_or_else(|| format!("every audit target for topic {}", msg.topic)),
-            ))
-        }
+    /// Whether some target fails to record now (its spool cannot be written).
+    pub fn failing(&self) -> bool {
+        self.networks().any(Delivery::failing)
     }
 
     /// Messages dropped by every target so far.
@@ -335,6 +324,7 @@ mod tests {
         for t in [Topic::Generic, Topic::ApinodeQuery] {
             d.send(Message::event(t, log::Level::Info, "n", "x", None, serde_json::json!({})));
         }
+        assert_eq!(d.routes(&memory.messages()[0]), 1);
         assert!(d.wants(Topic::ApiCalls));
         let topics: Vec<Topic> = memory.messages().iter().map(|m| m.topic).collect();
         assert_eq!(topics, [Topic::Generic, Topic::ApinodeQuery]);

@@ -15,6 +15,7 @@ use log4rs::filter::threshold::ThresholdFilter;
 
 use super::error::Log4jError;
 use super::model::{AppenderKind, AppenderSpec, LayoutSpec, Log4jConfig};
+use crate::appender::retention::Policy;
 use crate::appender::{AppenderRegistry, DailyRollingFileAppender, FileAppender, RollingFileAppender};
 use crate::layout::JsonAuditLayout;
 
@@ -93,17 +94,23 @@ fn open(spec: &AppenderSpec, registry: &AppenderRegistry) -> std::io::Result<Box
             Box::new(ConsoleAppender::builder().target(target).encoder(encoder).build())
         }
         AppenderKind::File { path: p, append } => Box::new(FileAppender::new(&path(p), *append, encoder, registry)?),
-        AppenderKind::Rolling { path: p, append, max_size, max_backups } => {
-            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, *max_backups, encoder, registry)?)
+        AppenderKind::Rolling { path: p, append, max_size, max_backups, retention } => {
+            let policy =
+                Policy { max_backups: Some(*max_backups), max_age: retention.max_age, compress: retention.compress };
+            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, policy, encoder, registry)?)
         }
-        AppenderKind::Daily { path: p, append, suffix_format, period } => Box::new(DailyRollingFileAppender::new(
-            &path(p),
-            *append,
-            suffix_format.clone(),
-            *period,
-            encoder,
-            registry,
-        )?),
+        AppenderKind::Daily { path: p, append, suffix_format, period, retention } => {
+            let policy = Policy { max_backups: None, max_age: retention.max_age, compress: retention.compress };
+            Box::new(DailyRollingFileAppender::new(
+                &path(p),
+                *append,
+                suffix_format.clone(),
+                *period,
+                policy,
+                encoder,
+                registry,
+            )?)
+        }
         AppenderKind::Kafka { topic, properties, spool_dir } => Box::new(
             crate::kafka::appender::KafkaAppender::new(
                 &spec.name,

@@ -37,6 +37,38 @@ pub struct LoggerSpec {
     pub at: Option<Location>,
 }
 
+/// The retention settings any rolling appender may add (docs/integrity.md
+/// "Retention"): `MaxBackupAge` (`30d`, `12h`, `90m`, `45s`) and
+/// `Compress=gzip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionSpec {
+    /// Rolled files older than this are deleted.
+    pub max_age: Option<std::time::Duration>,
+    /// Rolled files are gzip-compressed.
+    pub compress: bool,
+}
+
+/// Reads an age such as `30d`, `12h`, `90m` or `45s`.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn age(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number.parse().map_err(|_| format!("bad age {text:?}: a whole number and d, h, m or s (30d)"))?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(format!("bad age {text:?}: a whole number and d, h, m or s (30d)")),
+    };
+    if n == 0 {
+        return Err(format!("bad age {text:?}: must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs(n * seconds))
+}
+
 /// What an appender writes to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppenderKind {
@@ -62,6 +94,8 @@ pub enum AppenderKind {
         max_size: u64,
         /// `MaxBackupIndex` (default 1).
         max_backups: u32,
+        /// `MaxBackupAge` and `Compress`.
+        retention: RetentionSpec,
     },
     /// `DailyRollingFileAppender`.
     Daily {
@@ -73,6 +107,8 @@ pub enum AppenderKind {
         suffix_format: String,
         /// The rolling period.
         period: Period,
+        /// `MaxBackupAge` and `Compress`.
+        retention: RetentionSpec,
     },
     /// `KafkaLog4jAppender`.
     Kafka {
@@ -290,8 +326,8 @@ fn appender(
     let allowed: &[&str] = match class {
         CONSOLE => &["target", "follow"],
         FILE => &["file", "append"],
-        ROLLING => &["file", "append", "maxfilesize", "maxbackupindex"],
-        DAILY => &["file", "append", "datepattern"],
+        ROLLING => &["file", "append", "maxfilesize", "maxbackupindex", "maxbackupage", "compress"],
+        DAILY => &["file", "append", "datepattern", "maxbackupage", "compress"],
         KAFKA => return kafka_appender(name, at, props, layout_class, layout_props, warnings, data_dir),
         other => {
             return Err(vec![Log4jError::new(
@@ -305,7 +341,8 @@ fn appender(
     const COMMON: [&str; 5] = ["threshold", "encoding", "immediateflush", "bufferedio", "buffersize"];
     // Properties of log4j's other file appenders: understood, but ignored
     // with a warning where they do not apply (as log4j does).
-    const FILE_FAMILY: [&str; 5] = ["file", "append", "maxfilesize", "maxbackupindex", "datepattern"];
+    const FILE_FAMILY: [&str; 7] =
+        ["file", "append", "maxfilesize", "maxbackupindex", "datepattern", "maxbackupage", "compress"];
     let mut get = HashMap::new();
     for (p, v, loc) in props {
         let lower = p.to_ascii_lowercase();
@@ -339,6 +376,18 @@ fn appender(
         ));
     }
     let path = path.unwrap_or_default();
+    let mut retention = RetentionSpec::default();
+    if let Some((v, loc)) = get.get("maxbackupage") {
+        check(&mut errors, age(v).map(|a| retention.max_age = Some(a)), loc);
+    }
+    if let Some((v, loc)) = get.get("compress") {
+        let compress = match v.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "true" => Ok(true),
+            "none" | "false" => Ok(false),
+            other => Err(format!("bad Compress {other:?}: gzip or none")),
+        };
+        check(&mut errors, compress.map(|c| retention.compress = c), loc);
+    }
     let kind = match class {
         CONSOLE => {
             let target = get.get("target").map_or("System.out", |(v, _)| v.trim());
@@ -368,12 +417,14 @@ fn appender(
                     loc,
                 );
             }
-            AppenderKind::Rolling { path, append, max_size, max_backups }
+            AppenderKind::Rolling { path, append, max_size, max_backups, retention }
         }
         _ => {
             let (pattern, loc) = get.get("datepattern").map_or(("'.'yyyy-MM-dd", at), |(v, l)| (v.trim(), l));
             match (java_date::to_chrono(pattern), Period::of(pattern)) {
-                (Ok(suffix_format), Ok(period)) => AppenderKind::Daily { path, append, suffix_format, period },
+                (Ok(suffix_format), Ok(period)) => {
+                    AppenderKind::Daily { path, append, suffix_format, period, retention }
+                }
                 (Err(m), _) | (_, Err(m)) => {
                     errors.push(Log4jError::new(loc.clone(), format!("bad DatePattern: {m}")));
                     AppenderKind::File { path, append }

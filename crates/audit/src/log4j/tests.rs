@@ -44,10 +44,11 @@ fn the_base_file_translates_with_dataiku_defaults() {
     assert_eq!(effective_level(&model, "dku.apinode.audit.admin"), LevelFilter::Info);
     assert!(model.loggers["dku.apinode.audit.admin"].additive, "admin changes reach apimain.log");
     match &model.appenders["QUERIES_AUDIT_FILE"].kind {
-        AppenderKind::Rolling { path, max_size, max_backups, append } => {
+        AppenderKind::Rolling { path, max_size, max_backups, append, .. } => {
             assert_eq!(
                 (path.as_str(), *max_size, *max_backups, *append),
-                ("/data/run/audit/queries.log", 10 << 20, 10, true)
+                ("/data/run/audit/queries.log", 100 << 20, 10, true),
+                "at least 1 GB of query records before any is deleted"
             );
         }
         other => panic!("{other:?}"),
@@ -135,6 +136,30 @@ rootLogger=INFO
         assert!(errors.iter().any(|e| e.starts_with(&expected)), "missing {expected:?} in\n{}", errors.join("\n"));
     }
     assert_eq!(errors.len(), 11, "{}", errors.join("\n"));
+}
+
+#[test]
+fn retention_settings_are_read_on_both_rolling_appenders() {
+    let model = translate(
+        &sources(
+            "log4j.appender.QUERIES_AUDIT_FILE.MaxBackupAge=30d\nlog4j.appender.QUERIES_AUDIT_FILE.Compress=gzip\n\
+             log4j.appender.D=org.apache.log4j.DailyRollingFileAppender\nlog4j.appender.D.File=/tmp/d.log\n\
+             log4j.appender.D.MaxBackupAge=12h\n",
+        ),
+        &vars("/data"),
+    )
+    .expect("valid");
+    let AppenderKind::Rolling { retention, .. } = &model.appenders["QUERIES_AUDIT_FILE"].kind else {
+        panic!("rolling")
+    };
+    assert_eq!((retention.max_age, retention.compress), (Some(std::time::Duration::from_secs(30 * 86_400)), true));
+    let AppenderKind::Daily { retention, .. } = &model.appenders["D"].kind else { panic!("daily") };
+    assert_eq!((retention.max_age, retention.compress), (Some(std::time::Duration::from_secs(12 * 3600)), false));
+    let errors = errors_of(
+        "log4j.appender.QUERIES_AUDIT_FILE.MaxBackupAge=soon\nlog4j.appender.QUERIES_AUDIT_FILE.Compress=zip\n",
+    );
+    assert!(errors.iter().any(|e| e.contains("MaxBackupAge: bad age \"soon\"")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("Compress: bad Compress")), "{errors:?}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use super::error::{Location, Log4jError, Log4jErrors};
 use super::model::{Vars, size, substitute};
 use super::{Loaded, build::log4rs_name};
 use crate::appender::daily::Period;
+use crate::appender::retention::Policy;
 use crate::appender::{AppenderRegistry, DailyRollingFileAppender, FileAppender, RollingFileAppender};
 use crate::layout::{JsonAuditLayout, PatternLayout, java_date};
 
@@ -139,6 +140,10 @@ pub struct RollingKindConfig {
     #[serde(default)]
     max_backup_index: Option<u32>,
     #[serde(default)]
+    max_backup_age: Option<String>,
+    #[serde(default)]
+    compress: Option<String>,
+    #[serde(default)]
     encoder: Option<EncoderConfig>,
 }
 
@@ -150,9 +155,10 @@ impl Deserialize for RollingKind {
     fn deserialize(&self, c: RollingKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
         let max_size = size(c.max_file_size.as_deref().unwrap_or("10MB")).map_err(anyhow::Error::msg)?;
         let append = c.append.unwrap_or(true);
-        let backups = c.max_backup_index.unwrap_or(1);
+        let (max_age, compress) = retention(c.max_backup_age.as_deref(), c.compress.as_deref())?;
+        let policy = Policy { max_backups: Some(c.max_backup_index.unwrap_or(1)), max_age, compress };
         let encoder = encoder(c.encoder, d)?;
-        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, backups, encoder, &self.0)?))
+        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, policy, encoder, &self.0)?))
     }
 }
 
@@ -165,6 +171,10 @@ pub struct DailyKindConfig {
     append: Option<bool>,
     #[serde(default)]
     date_pattern: Option<String>,
+    #[serde(default)]
+    max_backup_age: Option<String>,
+    #[serde(default)]
+    compress: Option<String>,
     #[serde(default)]
     encoder: Option<EncoderConfig>,
 }
@@ -179,9 +189,23 @@ impl Deserialize for DailyKind {
         let suffix = java_date::to_chrono(pattern).map_err(anyhow::Error::msg)?;
         let period = Period::of(pattern).map_err(anyhow::Error::msg)?;
         let append = c.append.unwrap_or(true);
+        let (max_age, compress) = retention(c.max_backup_age.as_deref(), c.compress.as_deref())?;
+        let policy = Policy { max_backups: None, max_age, compress };
         let encoder = encoder(c.encoder, d)?;
-        Ok(Box::new(DailyRollingFileAppender::new(Path::new(&c.path), append, suffix, period, encoder, &self.0)?))
+        let path = Path::new(&c.path);
+        Ok(Box::new(DailyRollingFileAppender::new(path, append, suffix, period, policy, encoder, &self.0)?))
     }
+}
+
+/// `max_backup_age` and `compress` of a rolling kind.
+fn retention(age: Option<&str>, compress: Option<&str>) -> anyhow::Result<(Option<std::time::Duration>, bool)> {
+    let age = age.map(super::model::age).transpose().map_err(anyhow::Error::msg)?;
+    let compress = match compress {
+        None | Some("none") => false,
+        Some("gzip") => true,
+        Some(other) => anyhow::bail!("bad compress {other:?}: gzip or none"),
+    };
+    Ok((age, compress))
 }
 
 /// `kind: kafka`: the Kafka appender, with librdkafka properties.

@@ -102,7 +102,7 @@ impl EntityPublisher {
             _ => None,
         };
         let writer = match &self.writer {
-            Some(w) => w.try_emit(ENTITY_TARGET, Level::Info, msg.text.clone()).is_err(),
+            Some(w) => w.try_emit(ENTITY_TARGET, Level::Info, msg.text.clone(), None).is_err(),
             None => {
                 log::info!(target: ENTITY_TARGET, "{}", msg.text);
                 false
@@ -114,7 +114,7 @@ impl EntityPublisher {
     /// Finishes a blocked publication, waiting as long as needed.
     pub fn finish_blocked(&self, blocked: EntityBlocked) {
         if let (true, Some(w)) = (blocked.writer, &self.writer) {
-            w.emit(ENTITY_TARGET, Level::Info, blocked.msg.text.clone());
+            w.emit(ENTITY_TARGET, Level::Info, blocked.msg.text.clone(), None);
         }
         if let (Some(r), Some(k)) = (blocked.kafka, &self.kafka) {
             k.delivery.send(r);

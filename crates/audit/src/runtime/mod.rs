@@ -8,6 +8,11 @@
 //! Senders on an async runtime's worker threads use [`AuditRuntime::submit`]
 //! and [`AuditRuntime::publish_entity`], which never wait there: what a full
 //! queue or spool cannot take at once is finished on the blocking pool.
+//! `submit` returns when the records are recorded as the node's
+//! [`Durability`] says (docs/integrity.md): handed over (ASYNC), written to
+//! every file and spool that takes them (WRITTEN), or synced too (FSYNC).
+//! Admin records are always FSYNC and may be cancelled by a timeout
+//! ([`AuditRuntime::record_confirmed`]).
 //! [`AuditRuntime::in_memory`] builds a runtime whose only target keeps
 //! every record in memory, for in-process tests.
 //!
@@ -26,13 +31,14 @@ use serde_json::{Value, json};
 
 use crate::Topic;
 use crate::appender::AppenderRegistry;
+use crate::commit::{Durability, OnWriteFailure, Ticket, Unrecorded};
 use crate::dispatch::config::AuditSettings;
 use crate::dispatch::memory::MemoryTarget;
 use crate::dispatch::{BuildError, Dispatcher};
 use crate::message::Message;
-use crate::writer::{ConfirmError, LogWriter, LoggingGuard};
+use crate::writer::{LogWriter, LoggingGuard};
 pub use entity::{ENTITY_TARGET, EntityKafka, EntityMessage, EntityPublisher};
-pub use reporter::REJECTION_REPORT_PERIOD;
+pub use reporter::REPORT_PERIOD;
 use reporter::Reporter;
 
 /// A running log writer: the handle audit records are written with, and the
@@ -77,6 +83,8 @@ pub enum StartError {
 /// The audit trail of one node.
 #[derive(Debug)]
 pub struct AuditRuntime {
+    durability: Durability,
+    on_write_failure: OnWriteFailure,
     dispatcher: Arc<Dispatcher>,
     entity: EntityPublisher,
     registry: AppenderRegistry,
@@ -108,7 +116,8 @@ impl AuditRuntime {
             None => None,
         };
         let entity = EntityPublisher { writer, kafka, memory: None };
-        Self::assemble(settings.node_id, dispatcher, entity, registry, guard, None)
+        let policy = (settings.audit.durability, settings.audit.on_write_failure);
+        Self::assemble(settings.node_id, policy, dispatcher, entity, registry, guard, None)
     }
 
     /// A runtime whose only target keeps every message (and entity message)
@@ -120,13 +129,16 @@ impl AuditRuntime {
         let memory = MemoryTarget::default();
         let dispatcher = Arc::new(Dispatcher::memory(memory.clone()));
         let entity = EntityPublisher { writer: None, kafka: None, memory: Some(memory.clone()) };
-        let runtime = Self::assemble(node_id, dispatcher, entity, AppenderRegistry::new(), None, Some(memory.clone()))
+        let policy = (Durability::Written, OnWriteFailure::Continue);
+        let registry = AppenderRegistry::new();
+        let runtime = Self::assemble(node_id, policy, dispatcher, entity, registry, None, Some(memory.clone()))
             .expect("the reporter thread starts");
         (runtime, memory)
     }
 
     fn assemble(
         node_id: &str,
+        (durability, on_write_failure): (Durability, OnWriteFailure),
         dispatcher: Arc<Dispatcher>,
         entity: EntityPublisher,
         registry: AppenderRegistry,
@@ -140,6 +152,8 @@ impl AuditRuntime {
             None => None,
         };
         Ok(Arc::new(AuditRuntime {
+            durability,
+            on_write_failure,
             dispatcher,
             entity,
             registry,
@@ -171,11 +185,42 @@ impl AuditRuntime {
         self.dispatcher.send(msg);
     }
 
-    /// Sends messages from async code: never waits on the calling worker;
-    /// what a target cannot take at once is finished on the blocking pool,
-    /// in order, before this returns.
-    pub async fn submit(self: &Arc<Self>, messages: Vec<Message>) {
-        let blocked = self.dispatcher.try_send_all(messages);
+    /// The node's durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// What the node does when records cannot be recorded.
+    pub fn on_write_failure(&self) -> OnWriteFailure {
+        self.on_write_failure
+    }
+
+    /// Sends messages from async code and returns once they are recorded as
+    /// the node's durability (raised to `at_least`) says. Never waits on the
+    /// calling worker: what a target cannot take at once is finished on the
+    /// blocking pool, in order.
+    ///
+    /// # Errors
+    /// [`Unrecorded`] when some part was not recorded (a file or spool
+    /// failed): the caller decides (CONTINUE or REFUSE).
+    pub async fn submit(self: &Arc<Self>, messages: Vec<Message>, at_least: Durability) -> Result<(), Unrecorded> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let durability = self.durability.max(at_least);
+        if durability == Durability::Async {
+            let blocked = self.dispatcher.try_send_all(messages, None);
+            self.finish(blocked).await;
+            return Ok(());
+        }
+        let (ticket, receipt) = Ticket::new(durability == Durability::Fsync);
+        let blocked = self.dispatcher.try_send_all(messages, Some(&ticket));
+        self.finish(blocked).await;
+        ticket.seal();
+        receipt.wait().await
+    }
+
+    async fn finish(self: &Arc<Self>, blocked: Vec<crate::dispatch::Blocked>) {
         if blocked.is_empty() {
             return;
         }
@@ -188,16 +233,46 @@ impl AuditRuntime {
         .await;
     }
 
-    /// Sends a message and waits (on the blocking pool) until it is recorded:
-    /// for changes that may only happen once recorded (admin changes).
+    /// Sends a message and waits until it is written and synced by every
+    /// target that takes it: for changes that may only happen once recorded
+    /// (admin changes). When that takes longer than `timeout` and nothing of
+    /// it is being written yet, it is cancelled and never written.
     ///
     /// # Errors
-    /// [`ConfirmError`] when it is not known to be recorded.
-    pub async fn record_confirmed(self: &Arc<Self>, msg: Message) -> Result<(), ConfirmError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.dispatcher.send_confirmed(&msg))
-            .await
-            .unwrap_or(Err(ConfirmError::Unavailable))
+    /// [`Unrecorded`] when it is not known to be recorded, or no target
+    /// records it at all.
+    pub async fn record_confirmed(
+        self: &Arc<Self>,
+        msg: Message,
+        timeout: std::time::Duration,
+    ) -> Result<(), Unrecorded> {
+        if self.dispatcher.routes(&msg) == 0 {
+            return Err(Unrecorded {
+                parts: 1,
+                reason: format!("no audit target records topic {} (its logger is OFF)", msg.topic),
+            });
+        }
+        let (ticket, receipt) = Ticket::new(true);
+        let blocked = self.dispatcher.try_send(msg, Some(&ticket));
+        if let Err(b) = blocked {
+            // Finished in the background: the wait below may cancel it.
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.dispatcher.finish_blocked(b));
+        }
+        ticket.seal();
+        receipt.wait_or_cancel(timeout).await
+    }
+
+    /// Whether some file or spool of the trail fails to take writes now.
+    pub fn failing(&self) -> bool {
+        !self.registry.failing().is_empty()
+            || self.dispatcher.failing()
+            || self.entity.kafka.as_ref().is_some_and(|k| k.delivery().failing())
+    }
+
+    /// The files failing now, with their error and the records they lost.
+    pub fn failing_files(&self) -> std::collections::BTreeMap<std::path::PathBuf, crate::appender::registry::Failing> {
+        self.registry.failing()
     }
 
     /// Publishes an entity message from async code (never waits on the
@@ -227,13 +302,23 @@ impl AuditRuntime {
         let writer = self.entity.writer.as_ref().map_or(Value::Null, |w| {
             let s = w.stats();
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let lost = s.lost.lock().unwrap_or_else(PoisonError::into_inner).clone();
             json!({
                 "enqueued": load(&s.enqueued),
                 "written": load(&s.written),
                 "fullWaits": load(&s.full_waits),
                 "appenderErrors": load(&s.appender_errors),
+                "commits": load(&s.commits),
+                "syncs": load(&s.syncs),
+                "lost": lost,
             })
         });
+        let failing: serde_json::Map<String, Value> = self
+            .registry
+            .failing()
+            .into_iter()
+            .map(|(p, f)| (p.display().to_string(), json!({"error": f.error, "lost": f.lost})))
+            .collect();
         let mut targets = self.dispatcher.snapshot();
         if let Some(t) = targets.as_object_mut() {
             if let Some(k) = &self.entity.kafka {
@@ -241,13 +326,29 @@ impl AuditRuntime {
             }
             t.extend(self.registry.delivery_snapshots());
         }
-        json!({"writer": writer, "targets": targets})
+        let retention: serde_json::Map<String, Value> = self
+            .registry
+            .retention_stats()
+            .into_iter()
+            .map(|(a, (files, records))| (a, json!({"deletedFiles": files, "deletedRecords": records})))
+            .collect();
+        json!({
+            "retention": retention,
+            "durability": self.durability.as_str(),
+            "onWriteFailure": self.on_write_failure.as_str(),
+            "failing": self.failing(),
+            "failingFiles": failing,
+            "writer": writer,
+            "targets": targets,
+        })
     }
 
     /// Stops in order, once: network targets deliver or spool what they hold
-    /// (trying destinations until `deadline`), entity audit the same, the
-    /// reporter sends what it still has, the writer drains its queue and
-    /// flushes every file, then the Kafka appenders (which took the writer's
+    /// (trying destinations until `deadline`; later messages go straight to
+    /// their spools), entity audit the same, the writer drains its queue and
+    /// writes and syncs every file (later records are written by their
+    /// sender), the retention thread finishes its jobs, the reporter sends
+    /// what it still has, then the Kafka appenders (which took the writer's
     /// last records) drain in turn.
     pub fn shutdown(&self, deadline: Instant) {
         if self.stopped.swap(true, Ordering::SeqCst) {
@@ -257,12 +358,87 @@ impl AuditRuntime {
         if let Some(k) = &self.entity.kafka {
             k.delivery().shutdown(deadline);
         }
-        if let Some(r) = self.reporter.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            r.stop();
-        }
         if let Some(g) = self.guard.lock().unwrap_or_else(PoisonError::into_inner).take() {
             g.shutdown();
         }
+        self.registry.stop_retention();
+        if let Some(r) = self.reporter.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            r.stop();
+        }
         self.registry.shutdown_deliveries(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use std::time::Duration;
+
+    use log4rs::append::Append;
+    use log4rs::config::{Appender, Config, Logger, Root};
+
+    use super::*;
+
+    /// An appender that holds the writer until its gate opens, and keeps
+    /// what it was given.
+    #[derive(Debug, Default, Clone)]
+    struct Gate {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Append for Gate {
+        fn append(&self, record: &log::Record<'_>) -> anyhow::Result<()> {
+            let (lock, cv) = &*self.open;
+            let mut open = lock.lock().expect("gate");
+            while !*open {
+                open = cv.wait(open).expect("gate");
+            }
+            self.seen.lock().expect("seen").push(record.args().to_string());
+            Ok(())
+        }
+        fn flush(&self) {}
+    }
+
+    /// An admin change refused because its record timed out is never
+    /// written later, even once the writer moves again.
+    #[tokio::test]
+    async fn a_record_whose_sender_gave_up_is_never_written() {
+        let gate = Gate::default();
+        let config = Config::builder()
+            .appender(Appender::builder().build("gate", Box::new(gate.clone())))
+            .logger(
+                Logger::builder()
+                    .appender("gate")
+                    .additive(false)
+                    .build(Topic::Generic.target(), log::LevelFilter::Info),
+            )
+            .build(Root::builder().build(log::LevelFilter::Off))
+            .expect("config");
+        let registry = AppenderRegistry::new();
+        let (logger, guard) = crate::writer::start(config, &registry).expect("writer");
+        let spool = tempfile::tempdir().expect("tmp");
+        let audit = AuditSettings::default();
+        let settings = RuntimeSettings { node_id: "n", audit: &audit, spool_root: spool.path(), entity_kafka: None };
+        let logging = Logging { writer: logger.writer(), guard, registry };
+        let runtime = AuditRuntime::start(&settings, Some(logging)).expect("runtime");
+        let event = |t: &str| Message::event(Topic::Generic, log::Level::Info, "n", t, None, serde_json::json!({}));
+        // The writer is held by the first record...
+        runtime.send(event("first"));
+        // ...so the admin record waits, times out and is cancelled.
+        let refused = runtime.record_confirmed(event("refused-change"), Duration::from_millis(300)).await;
+        assert!(refused.unwrap_err().reason.contains("cancelled"));
+        {
+            let (lock, cv) = &*gate.open;
+            *lock.lock().expect("gate") = true;
+            cv.notify_all();
+        }
+        let accepted = runtime.record_confirmed(event("accepted-change"), Duration::from_secs(5)).await;
+        assert!(accepted.is_ok(), "{accepted:?}");
+        runtime.shutdown(Instant::now() + Duration::from_secs(1));
+        let seen = gate.seen.lock().expect("seen").join("\n");
+        assert!(seen.contains("\"first\"") && seen.contains("\"accepted-change\""), "{seen}");
+        assert!(!seen.contains("refused-change"), "a refused change appeared later: {seen}");
     }
 }

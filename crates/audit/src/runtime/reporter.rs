@@ -8,7 +8,15 @@
 //!   target at once (reason, event id, dead-letter file), then at most one
 //!   summary a minute per target (count, last reason), so that a target
 //!   that rejects everything cannot flood the trail with reports about
-//!   itself, nor loop on them.
+//!   itself, nor loop on them;
+//! - `audit-write-failed` on `generic-failure` when a file or a spool cannot
+//!   be written (the stream, the error, the records lost so far): at once,
+//!   then at most once a minute while the failure lasts; and
+//!   `audit-write-recovered` on `generic` when it takes writes again;
+//! - `audit-file-deleted` on `generic` for each rolled file a retention
+//!   policy deletes (appender, file, records, first and last record time,
+//!   SHA-256): sent at once and waited for (written and synced where the
+//!   admin records go) before the retention thread may delete the file.
 //!
 //! It runs on a thread of its own because sending may wait (a spool at its
 //! cap under BLOCK), and a delivery worker must never wait on its own queue.
@@ -24,23 +32,42 @@ use log::Level;
 use serde_json::json;
 
 use crate::Topic;
+use crate::commit::Ticket;
 use crate::delivery::Event;
 use crate::dispatch::Dispatcher;
 use crate::message::Message;
 
-/// Rejections of one target are summarised at most this often.
-pub const REJECTION_REPORT_PERIOD: Duration = Duration::from_secs(60);
+/// Rejections and write failures of one target or file are summarised at
+/// most this often.
+pub const REPORT_PERIOD: Duration = Duration::from_secs(60);
 
 /// How often the thread looks at its stop flag and pending summaries.
 const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 struct Pending {
-    /// When the last report of this target's rejections went out.
+    /// When the last report went out.
     last_report: Option<Instant>,
     /// Rejections since then.
     count: u64,
     last_reason: String,
+}
+
+/// A write failure being reported.
+#[derive(Debug)]
+struct FailingWrite {
+    last_report: Instant,
+    error: String,
+    lost: u64,
+    /// Something new happened since the last report.
+    news: bool,
+}
+
+/// What the reporter remembers between events.
+#[derive(Debug, Default)]
+struct State {
+    rejections: BTreeMap<String, Pending>,
+    writes: BTreeMap<String, FailingWrite>,
 }
 
 /// The running reporter.
@@ -77,32 +104,68 @@ impl Reporter {
 }
 
 fn run(node_id: &str, events: &Receiver<(String, Event)>, dispatcher: &Weak<Dispatcher>, stop: &AtomicBool) {
-    let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
+    let mut pending = State::default();
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut out = Vec::new();
-        match events.recv_timeout(TICK) {
-            Ok((target, event)) => out.extend(message(node_id, &target, event, &mut pending)),
-            Err(RecvTimeoutError::Timeout) => {}
+        let mut next = match events.recv_timeout(TICK) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
-        }
-        while let Ok((target, event)) = events.try_recv() {
-            out.extend(message(node_id, &target, event, &mut pending));
-        }
-        out.extend(summaries(node_id, &mut pending, stopping));
-        if !out.is_empty() {
-            let Some(d) = dispatcher.upgrade() else { return };
-            for m in out {
-                d.send(m);
+        };
+        while let Some((target, event)) = next.take().or_else(|| events.try_recv().ok()) {
+            match event {
+                Event::FileDeleted(deleted, ack) => {
+                    // In order: what came before is sent first.
+                    send_all(dispatcher, std::mem::take(&mut out));
+                    announce_deletion(node_id, dispatcher, &deleted);
+                    ack.done();
+                }
+                event => out.extend(message(node_id, &target, event, &mut pending)),
             }
         }
+        out.extend(summaries(node_id, &mut pending, stopping));
+        send_all(dispatcher, out);
         if stopping {
             return;
         }
     }
 }
 
-fn message(node_id: &str, target: &str, event: Event, pending: &mut BTreeMap<String, Pending>) -> Option<Message> {
+fn send_all(dispatcher: &Weak<Dispatcher>, messages: Vec<Message>) {
+    if messages.is_empty() {
+        return;
+    }
+    if let Some(d) = dispatcher.upgrade() {
+        for m in messages {
+            d.send(m);
+        }
+    }
+}
+
+/// Sends `audit-file-deleted` and waits until it is written and synced.
+fn announce_deletion(node_id: &str, dispatcher: &Weak<Dispatcher>, d: &crate::report::FileDeleted) {
+    let Some(dispatcher) = dispatcher.upgrade() else { return };
+    let msg = Message::event(
+        Topic::Generic,
+        Level::Info,
+        node_id,
+        "audit-file-deleted",
+        None,
+        json!({"appender": d.appender, "file": d.file, "records": d.records, "firstRecordTime": d.first_time,
+               "lastRecordTime": d.last_time, "sha256": d.sha256}),
+    );
+    let (ticket, receipt) = Ticket::new(true);
+    if let Err(blocked) = dispatcher.try_send(msg, Some(&ticket)) {
+        dispatcher.finish_blocked(blocked);
+    }
+    ticket.seal();
+    if let Err(e) = receipt.wait_blocking() {
+        log::error!("The deletion of {} could not be announced durably: {e}", d.file);
+    }
+}
+
+fn message(node_id: &str, target: &str, event: Event, pending: &mut State) -> Option<Message> {
     let make = |topic, level, msg_type, details| Message::event(topic, level, node_id, msg_type, None, details);
     match event_kind(target, event, pending) {
         Kind::Down(error) => Some(make(
@@ -119,6 +182,18 @@ fn message(node_id: &str, target: &str, event: Event, pending: &mut BTreeMap<Str
             json!({"target": target, "reason": reason, "rejectedEventId": event_id, "deadLetterFile": file,
                    "rejected": 1}),
         )),
+        Kind::WriteFailed { error, lost } => Some(make(
+            Topic::GenericFailure,
+            Level::Error,
+            "audit-write-failed",
+            json!({"stream": target, "error": error, "lostSoFar": lost}),
+        )),
+        Kind::WriteRecovered { lost } => Some(make(
+            Topic::Generic,
+            Level::Warn,
+            "audit-write-recovered",
+            json!({"stream": target, "lostWhileFailing": lost}),
+        )),
         Kind::Counted => None,
     }
 }
@@ -127,16 +202,35 @@ enum Kind {
     Down(String),
     Up,
     FirstRejection { reason: String, event_id: Option<String>, file: String },
+    WriteFailed { error: String, lost: u64 },
+    WriteRecovered { lost: u64 },
     Counted,
 }
 
-fn event_kind(target: &str, event: Event, pending: &mut BTreeMap<String, Pending>) -> Kind {
+fn event_kind(target: &str, event: Event, state: &mut State) -> Kind {
     match event {
         Event::Down(e) => Kind::Down(e),
         Event::Up => Kind::Up,
+        Event::WriteFailed { error, lost, .. } => match state.writes.get_mut(target) {
+            Some(f) => {
+                (f.error, f.lost, f.news) = (error, lost, true);
+                Kind::Counted
+            }
+            None => {
+                let f = FailingWrite { last_report: Instant::now(), error: error.clone(), lost, news: false };
+                state.writes.insert(target.to_owned(), f);
+                Kind::WriteFailed { error, lost }
+            }
+        },
+        Event::WriteRecovered { lost } => {
+            state.writes.remove(target);
+            Kind::WriteRecovered { lost }
+        }
+        // Handled by the loop (it must be waited for).
+        Event::FileDeleted(..) => Kind::Counted,
         Event::Rejected { reason, event_id, file } => {
-            let p = pending.entry(target.to_owned()).or_default();
-            if p.last_report.is_none_or(|t| t.elapsed() >= REJECTION_REPORT_PERIOD) && p.count == 0 {
+            let p = state.rejections.entry(target.to_owned()).or_default();
+            if p.last_report.is_none_or(|t| t.elapsed() >= REPORT_PERIOD) && p.count == 0 {
                 p.last_report = Some(Instant::now());
                 Kind::FirstRejection { reason, event_id, file: file.display().to_string() }
             } else {
@@ -149,10 +243,23 @@ fn event_kind(target: &str, event: Event, pending: &mut BTreeMap<String, Pending
 }
 
 /// One summary per target whose period is over (or every pending one at stop).
-fn summaries(node_id: &str, pending: &mut BTreeMap<String, Pending>, all: bool) -> Vec<Message> {
+fn summaries(node_id: &str, state: &mut State, all: bool) -> Vec<Message> {
     let mut out = Vec::new();
-    for (target, p) in pending.iter_mut() {
-        let due = all || p.last_report.is_none_or(|t| t.elapsed() >= REJECTION_REPORT_PERIOD);
+    for (stream, f) in state.writes.iter_mut() {
+        if f.news && (all || f.last_report.elapsed() >= REPORT_PERIOD) {
+            out.push(Message::event(
+                Topic::GenericFailure,
+                Level::Error,
+                node_id,
+                "audit-write-failed",
+                None,
+                json!({"stream": stream, "error": f.error, "lostSoFar": f.lost}),
+            ));
+            (f.news, f.last_report) = (false, Instant::now());
+        }
+    }
+    for (target, p) in state.rejections.iter_mut() {
+        let due = all || p.last_report.is_none_or(|t| t.elapsed() >= REPORT_PERIOD);
         if p.count > 0 && due {
             out.push(Message::event(
                 Topic::GenericFailure,
@@ -174,6 +281,7 @@ mod tests {
     use super::*;
     use crate::delivery::Events;
     use crate::dispatch::memory::MemoryTarget;
+    use serde_json::Value;
 
     #[test]
     fn a_flood_of_rejections_is_one_report_then_one_summary() {
@@ -188,12 +296,27 @@ mod tests {
             events.report("central", rejected);
         }
         events.report("central", Event::Up);
+        events.report("/x/queries.log", Event::WriteFailed { error: "No space".into(), lost: 3, first: true });
+        events.report("/x/queries.log", Event::WriteFailed { error: "No space".into(), lost: 9, first: false });
+        events.report("/x/queries.log", Event::WriteRecovered { lost: 9 });
         reporter.stop();
         let failures = memory.bodies(Topic::GenericFailure);
         let kinds: Vec<&str> = failures.iter().map(|b| b["msgType"].as_str().expect("type")).collect();
-        assert_eq!(kinds, ["audit-target-down", "audit-record-rejected", "audit-record-rejected"]);
+        assert_eq!(
+            kinds,
+            ["audit-target-down", "audit-record-rejected", "audit-write-failed", "audit-record-rejected"]
+        );
+        assert_eq!(
+            (failures[2]["stream"].as_str(), failures[2]["lostSoFar"].as_u64()),
+            (Some("/x/queries.log"), Some(3))
+        );
         assert_eq!((failures[1]["rejected"].as_u64(), failures[1]["rejectedEventId"].as_str()), (Some(1), Some("e0")));
-        assert_eq!((failures[2]["rejected"].as_u64(), failures[2]["reason"].as_str()), (Some(999), Some("413 #999")));
-        assert_eq!(memory.bodies(Topic::Generic)[0]["msgType"], "audit-target-up");
+        assert_eq!((failures[3]["rejected"].as_u64(), failures[3]["reason"].as_str()), (Some(999), Some("413 #999")));
+        let generic: Vec<Value> = memory.bodies(Topic::Generic);
+        assert_eq!(generic[0]["msgType"], "audit-target-up");
+        assert_eq!(
+            (generic[1]["msgType"].as_str(), generic[1]["lostWhileFailing"].as_u64()),
+            (Some("audit-write-recovered"), Some(9))
+        );
     }
 }
