@@ -14,6 +14,7 @@ mod dispatch;
 mod dss;
 mod durability;
 mod errors;
+mod hostile;
 mod kafka;
 mod loading;
 mod parity;

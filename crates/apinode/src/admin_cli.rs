@@ -85,6 +85,18 @@ pub enum Cmd {
     ServiceEnable { service: String },
     /// Disable a service.
     ServiceDisable { service: String },
+    /// List a service's user API keys (never their secrets).
+    ServiceKeysList { service: String },
+    /// Create a user API key of a service; prints its secret once. The
+    /// service then requires a key.
+    ServiceKeyCreate {
+        service: String,
+        /// A label, written in audit records.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Delete a user API key of a service, by id.
+    ServiceKeyDelete { service: String, key_id: String },
     /// List admin keys (never their secrets).
     AdminKeysList,
     /// Create an admin key (works with the node stopped); prints its secret once.
@@ -182,6 +194,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Cmd::ServiceEnable { service } => ctx.ok(&format!("services/{service}/actions/enable"), "POST", None),
         Cmd::ServiceDisable { service } => ctx.ok(&format!("services/{service}/actions/disable"), "POST", None),
+        Cmd::ServiceKeysList { service } => {
+            let v = ctx.call("GET", &format!("services/{service}/keys"), None)?;
+            let keys = v.get("keys").cloned().unwrap_or(Value::Array(vec![]));
+            ctx.table(&keys, &["Id", "Label", "Created"], |k| {
+                let created = k["createdOn"].as_i64().and_then(chrono::DateTime::from_timestamp_millis);
+                vec![text(&k["id"]), text(&k["label"]), created.map_or("-".into(), |c| c.to_rfc3339())]
+            })
+        }
+        Cmd::ServiceKeyCreate { service, label } => {
+            let key = ctx.call("POST", &format!("services/{service}/keys"), Some(json!({"label": label})))?;
+            match ctx.args.output {
+                Output::Json => out!("{}", serde_json::to_string_pretty(&key)?),
+                Output::Fancy => out!(
+                    "API key {} of service {service} created (shown only once; store it now):\n\t{}",
+                    text(&key["id"]),
+                    text(&key["key"])
+                ),
+            }
+            Ok(())
+        }
+        Cmd::ServiceKeyDelete { service, key_id } => {
+            ctx.ok(&format!("services/{service}/keys/{key_id}"), "DELETE", None)
+        }
         Cmd::AdminKeysList => {
             let v = if ctx.node_running() { ctx.call("GET", "keys", None)? } else { offline_keys(&ctx.data_dir)? };
             ctx.table(&v, &["Id", "Label", "Created by", "Created"], |k| {

@@ -266,6 +266,23 @@ pub fn auth_failure(
     )
 }
 
+/// The failures of one address in one minute past `authFailuresPerMinute`:
+/// one record instead of one each.
+pub fn auth_failure_summary(node_id: &str, s: &crate::auth::throttle::Summary) -> Message {
+    let minute = chrono::DateTime::from_timestamp(s.minute_start as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    Message::event(
+        Topic::AuthFail,
+        Level::Warn,
+        node_id,
+        "authfail-summary",
+        None,
+        serde_json::json!({"clientIp": s.client_ip, "minute": minute, "recordedOneByOne": s.recorded,
+                           "summarised": s.suppressed, "reason": "TOO_MANY_FAILURES"}),
+    )
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CallRecord<'a> {
@@ -325,6 +342,18 @@ pub fn admin_message(node_id: &str, who: &Principal, client_ip: IpAddr, msg_type
         e.extend(d);
     }
     Message::event(Topic::Generic, Level::Info, node_id, msg_type, Some(who.user()), extra)
+}
+
+/// An authenticated admin call that was refused: `admin-refused` on
+/// `generic-failure`, with who, from where, and `details` (action, status,
+/// reason).
+pub fn admin_refused(node_id: &str, who: &Principal, client_ip: IpAddr, details: Value) -> Message {
+    let auth = serde_json::json!({"keyId": who.key_id, "label": who.label});
+    let mut extra = serde_json::json!({"auth": auth, "clientIp": client_ip});
+    if let (Some(e), Value::Object(d)) = (extra.as_object_mut(), details) {
+        e.extend(d);
+    }
+    Message::event(Topic::GenericFailure, Level::Warn, node_id, "admin-refused", Some(who.user()), extra)
 }
 
 /// A message of the node itself on `generic` (node start and stop).

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     pub entity_audit: EntityAudit,
     /// What one client may ask of the node (`limits`).
     pub limits: Limits,
+    /// Folders generation archives may be imported from (`importRoots`;
+    /// empty: the data directory and the system's temporary folder).
+    pub import_roots: Vec<PathBuf>,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             kafka: audit::kafka::Connections::new(),
             entity_audit: EntityAudit::default(),
             limits: Limits::default(),
+            import_roots: Vec::new(),
             unused_keys: Vec::new(),
         }
     }
@@ -62,17 +67,45 @@ impl Default for ServerConfig {
 /// Items of one `predict-multi` request, at most, when nothing sets it.
 pub const DEFAULT_MAX_ITEMS_PER_REQUEST: usize = 10_000;
 
-/// `limits` of `config/server.json` (docs/integrity.md "Retention"): one
-/// request may not produce an unbounded number of records.
+/// `limits` of `config/server.json` (docs/security.md "Hostile and slow
+/// clients", docs/integrity.md "Retention"): what one client may ask of the
+/// node. Every one is configurable and checked at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Open client connections, at most (`maxConnections`, 10000).
+    pub max_connections: usize,
+    /// Time to send a whole request head (`headerReadTimeoutSeconds`, 10).
+    pub header_read_timeout: Duration,
+    /// Time to send a whole body (`bodyReadTimeoutSeconds`, 30).
+    pub body_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this (`idleTimeoutSeconds`, 60).
+    pub idle_timeout: Duration,
     /// Items of one `predict-multi` request, at most (413 beyond, nothing scored).
     pub max_items_per_request: usize,
+    /// Authentication failures per client address and minute before 429
+    /// and summarised records (`authFailuresPerMinute`, 60).
+    pub auth_failures_per_minute: u32,
+    /// A graceful stop waits this long for requests in progress (`stopGraceSeconds`, 10).
+    pub stop_grace: Duration,
+    /// What an invalid `X-Request-Id` gets (`requestIds`: `STRICT`, or `REPLACE`).
+    pub replace_request_ids: bool,
+    /// Bytes an imported archive may inflate to (`maxArchiveBytes`, 1 GiB).
+    pub max_archive_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_items_per_request: DEFAULT_MAX_ITEMS_PER_REQUEST }
+        Limits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_items_per_request: DEFAULT_MAX_ITEMS_PER_REQUEST,
+            auth_failures_per_minute: 60,
+            stop_grace: Duration::from_secs(10),
+            replace_request_ids: false,
+            max_archive_bytes: 1 << 30,
+        }
     }
 }
 
@@ -83,13 +116,65 @@ fn limits(value: &Value, problems: &mut Problems) -> Limits {
         problems.push(file, "must be an object such as {\"maxItemsPerRequest\": 10000}");
         return l;
     };
+    let int = |problems: &mut Problems, key: &str, v: &Value, lo: u64, hi: u64| {
+        let n = v.as_u64().filter(|n| (lo..=hi).contains(n));
+        if n.is_none() {
+            problems.push(format!("{file}.{key}"), format!("must be an integer from {lo} to {hi}"));
+        }
+        n
+    };
     for (k, v) in o {
+        let mut int = |v: &Value, lo, hi| int(problems, k, v, lo, hi);
         match k.as_str() {
-            "maxItemsPerRequest" => match v.as_u64().filter(|n| (1..=1_000_000).contains(n)) {
-                Some(n) => l.max_items_per_request = n as usize,
-                None => problems.push(format!("{file}.maxItemsPerRequest"), "must be an integer from 1 to 1000000"),
+            "maxConnections" => {
+                if let Some(n) = int(v, 1, 1_000_000) {
+                    l.max_connections = n as usize;
+                }
+            }
+            "headerReadTimeoutSeconds" => {
+                if let Some(n) = int(v, 1, 3600) {
+                    l.header_read_timeout = Duration::from_secs(n);
+                }
+            }
+            "bodyReadTimeoutSeconds" => {
+                if let Some(n) = int(v, 1, 3600) {
+                    l.body_read_timeout = Duration::from_secs(n);
+                }
+            }
+            "idleTimeoutSeconds" => {
+                if let Some(n) = int(v, 1, 86_400) {
+                    l.idle_timeout = Duration::from_secs(n);
+                }
+            }
+            "maxItemsPerRequest" => {
+                if let Some(n) = int(v, 1, 1_000_000) {
+                    l.max_items_per_request = n as usize;
+                }
+            }
+            "authFailuresPerMinute" => {
+                if let Some(n) = int(v, 1, 1_000_000) {
+                    l.auth_failures_per_minute = n as u32;
+                }
+            }
+            "stopGraceSeconds" => {
+                if let Some(n) = int(v, 0, 3600) {
+                    l.stop_grace = Duration::from_secs(n);
+                }
+            }
+            "maxArchiveBytes" => {
+                if let Some(n) = int(v, 1024, 1 << 40) {
+                    l.max_archive_bytes = n;
+                }
+            }
+            "requestIds" => match v.as_str() {
+                Some("STRICT") => l.replace_request_ids = false,
+                Some("REPLACE") => l.replace_request_ids = true,
+                _ => problems.push(format!("{file}.requestIds"), "must be STRICT or REPLACE"),
             },
-            other => problems.push(format!("{file}.{other}"), "unknown key (known: maxItemsPerRequest)"),
+            other => problems.push(
+                format!("{file}.{other}"),
+                "unknown key (known: maxConnections, headerReadTimeoutSeconds, bodyReadTimeoutSeconds, idleTimeoutSeconds, maxItemsPerRequest, authFailuresPerMinute, stopGraceSeconds, maxArchiveBytes, requestIds)",
+            ),
         }
     }
     l
@@ -156,6 +241,15 @@ pub struct Overrides {
 }
 
 impl ServerConfig {
+    /// The folders archives may be imported from.
+    pub fn import_roots(&self, data_dir: &Path) -> Vec<PathBuf> {
+        if self.import_roots.is_empty() {
+            vec![data_dir.to_path_buf(), std::env::temp_dir()]
+        } else {
+            self.import_roots.clone()
+        }
+    }
+
     /// Reads `<data_dir>/config/server.json` (absent: defaults) and applies
     /// the overrides.
     ///
@@ -216,6 +310,12 @@ impl ServerConfig {
                 "kafkaConnections" => {}
                 "audit" => config.entity_audit = entity_audit(value, &config.kafka, &mut problems),
                 "limits" => config.limits = limits(value, &mut problems),
+                "importRoots" => match value.as_array() {
+                    Some(list) if list.iter().all(|v| v.as_str().is_some_and(|s| Path::new(s).is_absolute())) => {
+                        config.import_roots = list.iter().filter_map(Value::as_str).map(PathBuf::from).collect();
+                    }
+                    _ => problems.push(format!("{file}: importRoots"), "must be an array of absolute folder paths"),
+                },
                 "port" => match value.as_u64().and_then(|p| u16::try_from(p).ok()) {
                     Some(p) => config.port = p,
                     None => problems.push(format!("{file}: port"), "must be an integer from 0 to 65535"),

@@ -11,6 +11,8 @@
 //! # Layout
 //!
 //! - [`ids`]: identifier newtypes (services, generations, endpoints, requests).
+//! - [`permissions`]: modes of secret and audit files.
+//! - [`permissions`]: modes of secret and audit files.
 //! - [`problems`]: validation problems collected and reported all at once.
 //! - [`model`]: model files, preprocessing, algorithms, explanations.
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
@@ -42,6 +44,7 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod permissions;
 pub mod problems;
 pub mod query_ring;
 pub mod registry;

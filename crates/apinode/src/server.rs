@@ -70,9 +70,13 @@ impl RunningNode {
     pub fn spawn(listener: TcpListener, node: Arc<Node>) -> std::io::Result<RunningNode> {
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::http::serve(listener, app(node), async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            let app = app(node.clone());
+            crate::http::serve(listener, &node, app, async {
+                let _ = rx.await;
+            })
+            .await
+        });
         Ok(RunningNode { addr, stop: Some(tx), task })
     }
 
@@ -104,6 +108,7 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     if !config.unused_keys.is_empty() {
         log::warn!("config/server.json: keys not used by this version: {}", config.unused_keys.join(", "));
     }
+    crate::permissions::secure(data_dir);
     let audit = start_audit(&config, &run_dir, Logging { writer, guard, registry })?;
     log::info!("Audit targets: {:?}", audit.dispatcher());
     let started_at = crate::audit_log::now();
@@ -129,10 +134,13 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     let usage = crate::resource_usage::Usage::new(&node.config.node_id, started_at);
     let usage_task = tokio::spawn(usage.clone().run(node.clone()));
     let signal = stop_signal(audit.clone());
-    let served = crate::http::serve(listener, app(node.clone()), signal).await;
+    let summaries = tokio::spawn(auth_summaries(node.clone()));
+    let served = crate::http::serve(listener, &node, app(node.clone()), signal).await;
+    summaries.abort();
     log::info!("Stopped serving; requests in flight have finished; draining the audit targets");
     usage_task.abort();
     let mut last = usage.final_messages(&node.metrics, &audit);
+    last.extend(summary_messages(&node, true));
     last.push(lifecycle("node-stop", serde_json::json!({"pid": std::process::id()})));
     let _ = node.record(last).await;
     let stopping = audit.clone();
@@ -147,6 +155,25 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
 /// The whole HTTP API of `node`: the user API with the admin API nested.
 pub fn app(node: Arc<Node>) -> axum::Router {
     crate::http::router(node.clone(), crate::admin::router(node))
+}
+
+/// Every 5 s, the `authfail` summaries of the minutes that are over
+/// (addresses that went past `authFailuresPerMinute`).
+async fn auth_summaries(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let messages = summary_messages(&node, false);
+        let _ = node.record(messages).await;
+    }
+}
+
+fn summary_messages(node: &Node, all: bool) -> Vec<audit::Message> {
+    node.auth_throttle
+        .take_summaries(all)
+        .iter()
+        .map(|s| crate::audit_log::auth_failure_summary(&node.config.node_id, s))
+        .collect()
 }
 
 /// Starts the audit runtime of `config` on `logging`.

@@ -12,10 +12,12 @@ use audit::commit::{Durability, OnWriteFailure, Unrecorded};
 use audit::runtime::EntityMessage;
 use serde_json::Value;
 
+use crate::auth::KeyHasher;
 use crate::auth::admin_keys::{AdminKeyStore, KeyStoreError};
+use crate::auth::throttle::AuthThrottle;
 use crate::config::ServerConfig;
 use crate::entity::Entity;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ServeStats};
 use crate::query_ring::QueryRings;
 use crate::registry::Registry;
 
@@ -38,6 +40,12 @@ pub struct Node {
     pub queries: QueryRings,
     /// The audit trail: every record the node makes goes through it.
     pub audit: Arc<AuditRuntime>,
+    /// Hashes key secrets with the node's pepper.
+    pub key_hasher: KeyHasher,
+    /// Authentication failures per client address and minute.
+    pub auth_throttle: AuthThrottle,
+    /// Connections accepted, refused and timed out.
+    pub serve_stats: Arc<ServeStats>,
 }
 
 impl Node {
@@ -49,7 +57,12 @@ impl Node {
     pub fn load(data_dir: &Path, config: ServerConfig, audit: Arc<AuditRuntime>) -> Result<Node, KeyStoreError> {
         let admin_keys = AdminKeyStore::open(data_dir)?;
         let registry = Registry::load(data_dir);
+        let key_hasher = admin_keys.hasher().clone();
+        let auth_throttle = AuthThrottle::new(config.limits.auth_failures_per_minute);
         Ok(Node {
+            key_hasher,
+            auth_throttle,
+            serve_stats: Arc::default(),
             data_dir: data_dir.to_path_buf(),
             config,
             registry,

@@ -437,7 +437,8 @@ impl Batch {
         } else {
             Ok(())
         };
-        let lost: HashMap<u64, String> = shared.registry.take_lost().into_iter().collect();
+        let seqs: Vec<u64> = self.records.iter().map(|(s, _, _)| *s).collect();
+        let lost: HashMap<u64, String> = shared.registry.take_lost_of(&seqs).into_iter().collect();
         if self.waiting {
             shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         }

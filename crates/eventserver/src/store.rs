@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -91,7 +92,7 @@ impl Store {
         let hour = start.timestamp() / 3600;
         let mut files = 0;
         for root in store.destinations.iter().map(|d| d.root.clone()).collect::<Vec<_>>() {
-            fs::create_dir_all(&root)?;
+            fs::DirBuilder::new().recursive(true).mode(0o750).create(&root)?;
             for file in jsonl_files(&root)? {
                 if fs::metadata(&file)?.modified()? < since {
                     continue;
@@ -187,8 +188,8 @@ impl Store {
         if !self.open.contains_key(path) {
             let dir = path.parent().expect("a file in a folder");
             let new_dir = !dir.exists();
-            fs::create_dir_all(dir)?;
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            fs::DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
+            let file = OpenOptions::new().create(true).append(true).mode(0o640).open(path)?;
             if self.fsync == Fsync::Always {
                 // The new file's name must survive a crash as its lines do.
                 File::open(dir)?.sync_all()?;

@@ -61,7 +61,7 @@ pub async fn create_key(
     Extension(call): Extension<AdminCall>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, node.config.max_body_bytes).await?;
+    let bytes = read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?;
     let body: CreateKeyBody =
         if bytes.iter().all(u8::is_ascii_whitespace) { CreateKeyBody::default() } else { parse_json(&bytes)? };
     let expiry = body.expiry.as_ref().map_or(Ok(None), parse_expiry)?;
@@ -113,5 +113,6 @@ async fn delete(node: &Node, call: &AdminCall, key: &AdminKey) -> Result<Json<Va
 pub async fn metrics(State(node): State<Arc<Node>>) -> Json<Value> {
     let mut snapshot = node.metrics.snapshot();
     snapshot["audit"] = node.audit.snapshot();
+    snapshot["connections"] = node.serve_stats.snapshot();
     Json(snapshot)
 }

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod archive;
+pub mod service_keys;
 pub mod services;
 pub mod store;
 
@@ -71,7 +72,11 @@ pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
         .route("/keys/{secret}", delete(accounts::delete_key_by_secret))
         .route("/keys/{id}/key", delete(accounts::delete_key_by_id))
         .route("/metrics", get(accounts::metrics))
+        .route(&format!("{svc}/keys"), get(service_keys::list).post(service_keys::create))
+        .route(&format!("{svc}/keys/{{key}}"), delete(service_keys::delete))
         .fallback(|| async { ApiError::NotFound("no such admin API path".into()) })
+        // Inner: refusals of authenticated calls; outer: authentication.
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), record_refusal))
         .route_layer(axum::middleware::from_fn_with_state(node, require_admin))
 }
 
@@ -82,6 +87,9 @@ async fn require_admin(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if node.auth_throttle.refuses(addr.ip()) {
+        return ApiError::TooManyRequests.into_response();
+    }
     let header = request.headers().get(axum::http::header::AUTHORIZATION).cloned();
     match authenticate(&node, header.as_ref()) {
         Ok(who) => {
@@ -89,7 +97,13 @@ async fn require_admin(
             next.run(request).await
         }
         Err((error, reason, key_id)) => {
-            let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+            if !node.auth_throttle.failure(addr.ip()) {
+                // Over the per-address limit: the minute's summary counts it.
+                return error.into_response();
+            }
+            let method = request.method().to_string();
+            // A secret in the path (DELETE /keys/{secret}) never reaches a record.
+            let path = crate::auth::redact_path(request.uri().path(), &node.admin_keys);
             let message = error.to_string();
             let record = audit_log::auth_failure(
                 &node.config.node_id,
@@ -108,6 +122,33 @@ async fn require_admin(
     }
 }
 
+/// Records an authenticated admin call that was refused (docs/security.md
+/// "Admin refusals are audited"): one `generic-failure` record
+/// `admin-refused` with the action (the route, never a secret of the path),
+/// the key's id and label, the client address and the reason.
+async fn record_refusal(
+    State(node): State<Arc<Node>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let action = format!("{} {}", request.method(), matched.as_ref().map_or("?", |m| m.as_str()));
+    let call = request.extensions().get::<AdminCall>().cloned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let Some(call) = call.filter(|_| status.is_client_error() || status.is_server_error()) else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let reason: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let details = json!({"action": action, "status": status.as_u16(), "errorType": reason["errorType"],
+                         "reason": reason["message"]});
+    let record = audit_log::admin_refused(&node.config.node_id, &call.who, call.client_ip, details);
+    let _ = node.record(vec![record]).await;
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 type Refusal = (ApiError, &'static str, Option<String>);
 
 fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<Principal, Refusal> {
@@ -122,7 +163,7 @@ fn authenticate(node: &Node, header: Option<&HeaderValue>) -> Result<Principal, 
     match node.admin_keys.verify(&secret) {
         Verdict::Valid(who) => Ok(who),
         Verdict::Expired(id) => Err((unauthorized("the admin key has expired"), "EXPIRED_KEY", Some(id))),
-        Verdict::Unknown => match node.registry.find_user_key(header.as_bytes()) {
+        Verdict::Unknown => match node.registry.find_user_key(header.as_bytes(), &node.key_hasher) {
             Some((service, key_id)) => Err((
                 ApiError::Forbidden(format!("a user API key of service {service} cannot call the admin API")),
                 "NOT_ADMIN",

@@ -24,12 +24,12 @@ use crate::registry::dispatch::Mapping;
 use crate::registry::files::{MappingEntryFile, MappingFile, MetadataFile, ServiceFile};
 use crate::state::Node;
 
-fn find(node: &Node, id: &str) -> Result<Arc<Service>, ApiError> {
+pub(super) fn find(node: &Node, id: &str) -> Result<Arc<Service>, ApiError> {
     node.registry.get(id).ok_or_else(|| ApiError::NotFound(format!("unknown service {id:?}")))
 }
 
 async fn body_json<T: serde::de::DeserializeOwned>(node: &Node, body: Body) -> Result<T, ApiError> {
-    parse_json(&read_body(body, node.config.max_body_bytes).await?)
+    parse_json(&read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?)
 }
 
 /// `GET /services`
@@ -137,35 +137,61 @@ pub async fn import_generation(
     Query(query): Query<ImportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let path = query.file_path.ok_or_else(|| ApiError::InvalidRequest("filePath: missing".into()))?;
-    if !std::path::Path::new(&path).is_absolute() {
-        return Err(ApiError::InvalidRequest(format!("filePath: {path:?} must be an absolute path on the node")));
-    }
+    let archive_path = allowed_archive(&node, &path)?;
     let _lock = node.admin_lock.lock().await;
     let service = find(&node, &id)?;
-    let archive_path = std::path::PathBuf::from(&path);
-    let checked = tokio::task::spawn_blocking(move || archive::check(&archive_path))
+    let generations = node.registry.dir().join(service.id.as_str()).join("generations");
+    std::fs::create_dir_all(&generations).map_err(io_failed("creating the generations folder"))?;
+    // Extracted straight into a staging folder (removed unless committed).
+    let temp = store::temp_for(&generations.join("import"));
+    std::fs::create_dir_all(&temp).map_err(io_failed("creating a staging folder"))?;
+    let placeholder = store::staged_dir(temp.clone(), &generations.join(".never"));
+    let max = node.config.limits.max_archive_bytes;
+    let into = temp.clone();
+    let extracted = tokio::task::spawn_blocking(move || archive::extract(&archive_path, &into, max))
         .await
         .map_err(|e| ApiError::Internal(format!("the archive check failed: {e}")))?
         .map_err(|problems| {
             ApiError::InvalidRequest(format!("invalid generation archive {path}: {}", problems.join("; ")))
         })?;
-    let gen_id = checked.generation_id.clone();
-    let gen_dir = node.registry.dir().join(service.id.as_str()).join("generations").join(gen_id.as_str());
+    let gen_id = extracted.generation_id.clone();
+    let gen_dir = generations.join(gen_id.as_str());
     if service.generations.contains_key(&gen_id) || gen_dir.exists() {
         return Err(ApiError::InvalidRequest(format!("service {} already has a generation {gen_id}", service.id)));
     }
-    let staged =
-        store::stage_dir(&gen_dir, |tmp| archive::write(&checked, tmp)).map_err(io_failed("writing the generation"))?;
+    drop(placeholder.disarm());
+    let staged = store::staged_dir(temp, &gen_dir);
     let details = json!({"serviceId": service.id, "generationId": gen_id, "archive": path});
     record_change(&node, &call, "generation-import", details).await?;
     staged.commit().map_err(io_failed("installing the generation"))?;
     node.registry.reload(&service.id);
     node.entity(Entity::Generation(service.id.as_str(), gen_id.as_str()), "CREATE", call.user(), json!({})).await;
-    for e in &checked.endpoints {
+    for e in &extracted.endpoints {
         node.entity(Entity::Endpoint(service.id.as_str(), e), "CREATE", call.user(), json!({"generation": gen_id}))
             .await;
     }
     Ok(ok())
+}
+
+/// The archive of `filePath`: an absolute path under one of `importRoots`
+/// (default: the data directory and the system's temporary folder), its
+/// links resolved first so that none leads outside.
+fn allowed_archive(node: &Node, path: &str) -> Result<std::path::PathBuf, ApiError> {
+    let given = std::path::Path::new(path);
+    if !given.is_absolute() {
+        return Err(ApiError::InvalidRequest(format!("filePath: {path:?} must be an absolute path on the node")));
+    }
+    let roots = node.config.import_roots(&node.data_dir);
+    let resolved = given.canonicalize().map_err(|e| ApiError::InvalidRequest(format!("filePath: {path}: {e}")))?;
+    if roots.iter().filter_map(|r| r.canonicalize().ok()).any(|r| resolved.starts_with(r)) {
+        Ok(resolved)
+    } else {
+        let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        Err(ApiError::InvalidRequest(format!(
+            "filePath: {path} is outside the folders archives may be imported from (importRoots: {})",
+            shown.join(", ")
+        )))
+    }
 }
 
 /// `POST /services/{id}/generations/{gen}/preload` (generations are loaded at
@@ -369,14 +395,29 @@ async fn change_service(
     msg_type: &str,
     edit: impl FnOnce(&mut ServiceFile) -> Result<(), ApiError>,
 ) -> Result<Arc<Service>, ApiError> {
+    change_service_with(node, call, id, msg_type, Value::Null, edit).await
+}
+
+/// [`change_service`], with more details (`extra`, an object) in its admin record.
+pub(super) async fn change_service_with(
+    node: &Node,
+    call: &AdminCall,
+    id: &str,
+    msg_type: &str,
+    extra: Value,
+    edit: impl FnOnce(&mut ServiceFile) -> Result<(), ApiError>,
+) -> Result<Arc<Service>, ApiError> {
     let _lock = node.admin_lock.lock().await;
     let before = find(node, id)?;
     let mut file = before.file.clone();
     edit(&mut file)?;
     let path = node.registry.dir().join(before.id.as_str()).join("service.json");
     let staged = store::stage_json(&path, &file).map_err(io_failed("writing service.json"))?;
-    let details =
+    let mut details =
         json!({"serviceId": before.id, "enabled": file.enabled, "mapping": file.mapping, "metadata": file.metadata});
+    if let (Some(d), Value::Object(e)) = (details.as_object_mut(), extra) {
+        d.extend(e);
+    }
     record_change(node, call, msg_type, details).await?;
     staged.commit().map_err(io_failed("replacing service.json"))?;
     let after = node.registry.reload(&before.id);

@@ -6,6 +6,7 @@
 //! here: no validation, no audit.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// A change written next to its target, waiting for its commit.
@@ -28,6 +29,15 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// Leaves the staged folder in place (it is taken over by another
+    /// [`Staged`]).
+    pub fn disarm(mut self) -> PathBuf {
+        self.committed = true;
+        self.temp.clone()
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
@@ -42,7 +52,8 @@ fn temp_next_to(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.staged-{}", uuid::Uuid::new_v4().simple()))
 }
 
-/// Stages a JSON file (pretty-printed, fsynced).
+/// Stages a JSON file (pretty-printed, fsynced, mode 0600: service files
+/// hold key hashes).
 ///
 /// # Errors
 /// The I/O error.
@@ -51,7 +62,7 @@ pub fn stage_json<T: serde::Serialize>(target: &Path, value: &T) -> std::io::Res
     let staged = Staged { temp: temp.clone(), target: target.to_path_buf(), committed: false };
     let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    let mut f = std::fs::File::create(&temp)?;
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&temp)?;
     f.write_all(&text)?;
     f.sync_all()?;
     Ok(staged)
@@ -67,6 +78,16 @@ pub fn stage_dir(target: &Path, fill: impl FnOnce(&Path) -> std::io::Result<()>)
     let staged = Staged { temp: temp.clone(), target: target.to_path_buf(), committed: false };
     fill(&temp)?;
     Ok(staged)
+}
+
+/// A folder already filled at `temp` (next to `target`), staged for `target`.
+pub fn staged_dir(temp: PathBuf, target: &Path) -> Staged {
+    Staged { temp, target: target.to_path_buf(), committed: false }
+}
+
+/// A fresh temporary name next to `target` (for [`staged_dir`]).
+pub fn temp_for(target: &Path) -> PathBuf {
+    temp_next_to(target)
 }
 
 /// Removes a folder: renamed aside first (one atomic step), then deleted.

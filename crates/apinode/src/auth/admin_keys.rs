@@ -1,13 +1,18 @@
-//! Admin API keys: `config/admin-keys.json` holds each key's id, label,
-//! description, creator, dates and the SHA-256 of its secret, never the
-//! secret itself. Keys can be created with the node stopped (the CLI opens
-//! the same file), and a key created by another process is valid at once:
-//! a secret that matches nothing makes the store re-read the file if it
-//! changed. The node also writes a local secret (`run/admin-local.secret`,
-//! mode 0600) at start, so that `apinode-admin` on the same machine needs no
-//! key, as in Dataiku. Comparisons are constant-time. No HTTP here.
+//! Admin API keys: `config/admin-keys.json` (mode 0600) holds each key's
+//! id, label, description, creator, dates and the peppered hash of its
+//! secret (`auth::hasher`), never the secret itself. Keys can be created
+//! with the node stopped (the CLI opens the same file). Every change, by the
+//! node or any `apinode-admin` process, re-reads the file and writes it back
+//! under an exclusive lock (`config/admin-keys.json.lock`), so concurrent
+//! creates and deletes never lose a key; and every check first looks whether
+//! the file changed, so a key deleted by another process never
+//! authenticates again and a key it created is valid at once. A key stored
+//! with an earlier version's plain SHA-256 is still accepted, and its hash
+//! is rewritten peppered the first time it authenticates. The node also
+//! writes a local secret (`run/admin-local.secret`, mode 0600) at start, so
+//! that `apinode-admin` on the same machine needs no key, as in Dataiku.
+//! Comparisons are constant-time. No HTTP here.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,10 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Principal;
+use super::hasher::{FileLock, KeyHasher, Presented, StoredHash, lock_path, write_private};
 
 /// Where the keys are, relative to the data directory.
 pub const KEYS_FILE: &str = "config/admin-keys.json";
@@ -47,8 +52,18 @@ pub struct AdminKey {
     /// Expiry, epoch milliseconds (none: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<u64>,
-    /// Lowercase hex SHA-256 of the secret.
-    pub sha256: String,
+    /// HMAC-SHA256 of the secret with the node's pepper (lowercase hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_sha256: Option<String>,
+    /// Plain SHA-256 of the secret, from earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl AdminKey {
+    fn hash(&self) -> Option<StoredHash> {
+        StoredHash::parse(self.hmac_sha256.as_deref(), self.sha256.as_deref()).ok()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -98,6 +113,7 @@ struct State {
 #[derive(Debug)]
 pub struct AdminKeyStore {
     path: PathBuf,
+    hasher: KeyHasher,
     local: Option<[u8; 32]>,
     state: Mutex<State>,
 }
@@ -106,24 +122,31 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
 /// A fresh random secret: 32 letters and digits.
 pub fn new_secret() -> String {
     rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
 }
 
 impl AdminKeyStore {
-    /// Opens the store of `data_dir` (an absent file is an empty store).
+    /// Opens the store of `data_dir` (an absent file is an empty store),
+    /// with the node's pepper (created if there is none).
     ///
     /// # Errors
-    /// [`KeyStoreError`] when the file exists but cannot be read or parsed.
+    /// [`KeyStoreError`] when the file exists but cannot be read or parsed,
+    /// or the pepper cannot be read.
     pub fn open(data_dir: &Path) -> Result<AdminKeyStore, KeyStoreError> {
         let path = data_dir.join(KEYS_FILE);
+        let hasher = KeyHasher::open_or_create(data_dir).map_err(|source| KeyStoreError::Io {
+            path: data_dir.join(super::hasher::PEPPER_FILE).display().to_string(),
+            source,
+        })?;
         let (keys, modified) = read(&path)?;
-        Ok(AdminKeyStore { path, local: None, state: Mutex::new(State { keys, modified }) })
+        Ok(AdminKeyStore { path, hasher, local: None, state: Mutex::new(State { keys, modified }) })
+    }
+
+    /// The pepper's hasher (user keys use it too).
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
     }
 
     /// Writes a new local secret under `data_dir` (mode 0600) and accepts it
@@ -134,34 +157,59 @@ impl AdminKeyStore {
     pub fn write_local_secret(&mut self, data_dir: &Path) -> Result<(), KeyStoreError> {
         let secret = new_secret();
         let path = data_dir.join(LOCAL_SECRET_FILE);
-        write_private(&path, secret.as_bytes())?;
-        self.local = Some(digest(&secret));
+        write_private(&path, secret.as_bytes())
+            .map_err(|source| KeyStoreError::Io { path: path.display().to_string(), source })?;
+        self.local = Some(self.hasher.hmac(&secret));
         Ok(())
     }
 
     /// Checks a presented secret against every key, in constant time per key.
     pub fn verify(&self, secret: &str) -> Verdict {
-        let presented = digest(secret);
-        if self.local.as_ref().is_some_and(|local| bool::from(local.ct_eq(&presented))) {
+        if self.local.as_ref().is_some_and(|local| bool::from(local.ct_eq(&self.hasher.hmac(secret)))) {
             return Verdict::Valid(Principal {
                 key_id: LOCAL_KEY_ID.into(),
                 label: Some("local apinode-admin".into()),
             });
         }
-        let mut state = self.lock();
-        if let Some(v) = find(&state.keys, &presented) {
-            return v;
+        let presented = Presented::new(secret, &self.hasher);
+        let found = {
+            let mut state = self.lock();
+            // Another process may have changed the file: a deleted key must
+            // never authenticate again, a created one at once.
+            let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+            if modified != state.modified {
+                match read(&self.path) {
+                    Ok((keys, modified)) => *state = State { keys, modified },
+                    Err(e) => {
+                        log::error!("Admin keys: {e}; no key is valid until the file is fixed");
+                        return Verdict::Unknown;
+                    }
+                }
+            }
+            find(&state.keys, &presented)
+        };
+        let Some(key) = found else { return Verdict::Unknown };
+        if key.expiry.is_some_and(|e| e <= now_ms()) {
+            return Verdict::Expired(key.id);
         }
-        // Perhaps created by another process since we last read the file.
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if modified.is_some()
-            && modified != state.modified
-            && let Ok((keys, modified)) = read(&self.path)
-        {
-            *state = State { keys, modified };
-            return find(&state.keys, &presented).unwrap_or(Verdict::Unknown);
+        if key.hmac_sha256.is_none() {
+            self.upgrade(&key.id, secret);
         }
-        Verdict::Unknown
+        Verdict::Valid(Principal { key_id: key.id, label: key.label })
+    }
+
+    /// Rewrites a legacy (plain SHA-256) hash peppered, now that the secret is known.
+    fn upgrade(&self, id: &str, secret: &str) {
+        let hmac = hex::encode(self.hasher.hmac(secret));
+        let done = self.update(|keys| {
+            if let Some(k) = keys.iter_mut().find(|k| k.id == id) {
+                k.hmac_sha256 = Some(hmac);
+                k.sha256 = None;
+            }
+        });
+        if let Err(e) = done {
+            log::warn!("Admin key {id}: its hash could not be rewritten peppered: {e}");
+        }
     }
 
     /// Every key (with hashes; callers strip them before showing).
@@ -190,7 +238,8 @@ impl AdminKeyStore {
             created_by,
             created_on: now_ms(),
             expiry,
-            sha256: hex::encode(digest(&secret)),
+            hmac_sha256: Some(hex::encode(self.hasher.hmac(&secret))),
+            sha256: None,
         };
         (key, secret)
     }
@@ -219,46 +268,36 @@ impl AdminKeyStore {
         Ok((key, secret))
     }
 
-    /// Deletes the key with this secret; returns it when there was one.
-    ///
-    /// # Errors
-    /// [`KeyStoreError`] when the file cannot be read or written.
-    pub fn delete_by_secret(&self, secret: &str) -> Result<Option<AdminKey>, KeyStoreError> {
-        let hash = hex::encode(digest(secret));
-        self.delete_where(|k| bool::from(k.sha256.as_bytes().ct_eq(hash.as_bytes())))
-    }
-
     /// Deletes the key with this id; returns it when there was one.
     ///
     /// # Errors
     /// [`KeyStoreError`] when the file cannot be read or written.
     pub fn delete_by_id(&self, id: &str) -> Result<Option<AdminKey>, KeyStoreError> {
-        self.delete_where(|k| k.id == id)
-    }
-
-    /// The key that `delete_by_secret` would delete (for audit before acting).
-    pub fn find_by_secret(&self, secret: &str) -> Option<AdminKey> {
-        let hash = hex::encode(digest(secret));
-        self.list().into_iter().find(|k| bool::from(k.sha256.as_bytes().ct_eq(hash.as_bytes())))
-    }
-
-    fn delete_where(&self, matches: impl Fn(&AdminKey) -> bool) -> Result<Option<AdminKey>, KeyStoreError> {
         let mut removed = None;
         self.update(|keys| {
-            if let Some(i) = keys.iter().position(&matches) {
+            if let Some(i) = keys.iter().position(|k| k.id == id) {
                 removed = Some(keys.remove(i));
             }
         })?;
         Ok(removed)
     }
 
-    /// Re-reads the file, applies `change`, writes it back atomically.
+    /// The key with this secret, if any.
+    pub fn find_by_secret(&self, secret: &str) -> Option<AdminKey> {
+        let presented = Presented::new(secret, &self.hasher);
+        find(&self.list(), &presented)
+    }
+
+    /// Under the file's exclusive lock: re-reads the file, applies
+    /// `change`, writes it back atomically.
     fn update(&self, change: impl FnOnce(&mut Vec<AdminKey>)) -> Result<(), KeyStoreError> {
+        let io = |source| KeyStoreError::Io { path: self.path.display().to_string(), source };
+        let _file_lock = FileLock::exclusive(&lock_path(&self.path)).map_err(io)?;
         let mut state = self.lock();
         let (mut keys, _) = read(&self.path)?;
         change(&mut keys);
         let text = serde_json::to_string_pretty(&KeysFile { keys: keys.clone() }).expect("keys serialise");
-        write_private(&self.path, text.as_bytes())?;
+        write_private(&self.path, text.as_bytes()).map_err(io)?;
         let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         *state = State { keys, modified };
         Ok(())
@@ -269,18 +308,15 @@ impl AdminKeyStore {
     }
 }
 
-fn find(keys: &[AdminKey], presented: &[u8; 32]) -> Option<Verdict> {
-    let presented = hex::encode(presented);
+/// The key whose hash matches, comparing with every key (no early stop).
+fn find(keys: &[AdminKey], presented: &Presented<'_>) -> Option<AdminKey> {
     let mut found = None;
     for k in keys {
-        if bool::from(k.sha256.as_bytes().ct_eq(presented.as_bytes())) {
+        if k.hash().is_some_and(|h| h.matches(presented)) {
             found = Some(k);
         }
     }
-    found.map(|k| match k.expiry {
-        Some(e) if e <= now_ms() => Verdict::Expired(k.id.clone()),
-        _ => Verdict::Valid(Principal { key_id: k.id.clone(), label: k.label.clone() }),
-    })
+    found.cloned()
 }
 
 fn read(path: &Path) -> Result<(Vec<AdminKey>, Option<SystemTime>), KeyStoreError> {
@@ -296,20 +332,6 @@ fn read(path: &Path) -> Result<(Vec<AdminKey>, Option<SystemTime>), KeyStoreErro
     Ok((file.keys, modified))
 }
 
-/// Writes a file readable by its owner only, atomically (temp file, fsync, rename).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyStoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| KeyStoreError::Io { path: path.display().to_string(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f =
-        std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +343,8 @@ mod tests {
         let (key, secret) = store.create(Some("ops".into()), None, Some("alice".into()), None).expect("create");
         let text = std::fs::read_to_string(dir.path().join(KEYS_FILE)).expect("file");
         assert!(!text.contains(&secret), "the secret is never stored");
-        assert!(text.contains(&key.sha256));
+        assert!(text.contains(key.hmac_sha256.as_deref().expect("peppered")));
+        assert!(!text.contains("\"sha256\""), "new keys are stored peppered only");
         assert_eq!(
             store.verify(&secret),
             Verdict::Valid(Principal { key_id: key.id.clone(), label: Some("ops".into()) })
@@ -339,6 +362,34 @@ mod tests {
         let offline = AdminKeyStore::open(dir.path()).expect("open");
         let (_, secret) = offline.create(None, None, None, None).expect("create");
         assert!(matches!(running.verify(&secret), Verdict::Valid(_)));
+    }
+
+    #[test]
+    fn a_legacy_hash_still_works_and_is_rewritten_peppered() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let legacy = format!(
+            r#"{{"keys": [{{"id": "old1", "createdOn": 1, "sha256": "{}"}}]}}"#,
+            hex::encode(sha2::Sha256::digest(b"legacy-secret"))
+        );
+        std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+        std::fs::write(dir.path().join(KEYS_FILE), legacy).expect("write");
+        let store = AdminKeyStore::open(dir.path()).expect("open");
+        assert!(matches!(store.verify("legacy-secret"), Verdict::Valid(_)));
+        let text = std::fs::read_to_string(dir.path().join(KEYS_FILE)).expect("file");
+        assert!(text.contains("hmacSha256") && !text.contains("\"sha256\""), "{text}");
+        assert!(matches!(store.verify("legacy-secret"), Verdict::Valid(_)), "and works after");
+    }
+
+    #[test]
+    fn a_key_deleted_by_another_process_never_authenticates_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = AdminKeyStore::open(dir.path()).expect("open");
+        let (key, secret) = node.create(None, None, None, None).expect("create");
+        assert!(matches!(node.verify(&secret), Verdict::Valid(_)));
+        let cli = AdminKeyStore::open(dir.path()).expect("open");
+        cli.delete_by_id(&key.id).expect("delete");
+        assert_eq!(node.verify(&secret), Verdict::Unknown);
     }
 
     #[test]

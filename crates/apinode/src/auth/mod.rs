@@ -8,13 +8,18 @@
 //!
 //! - [`user`]: a service's user API keys.
 //! - [`admin_keys`]: admin keys (`config/admin-keys.json`) and the local secret.
+//! - [`hasher`]: peppered key hashes, key file locks.
+//! - [`throttle`]: flood control of authentication failures.
 
 pub mod admin_keys;
+pub mod hasher;
+pub mod throttle;
 pub mod user;
 
 use base64::Engine;
 
-pub use user::{UserAuth, UserKey, hash_secret};
+pub use hasher::KeyHasher;
+pub use user::{UserAuth, UserKey};
 
 /// Who called, as audit records name them: the id and label of the key
 /// (a user API key of a service, or an admin key), never its secret. The
@@ -58,6 +63,20 @@ impl AuthFailure {
             Self::Malformed => "MALFORMED_HEADER",
             Self::UnknownKey => "UNKNOWN_KEY",
         }
+    }
+}
+
+/// `path` as records may show it: the secret of `DELETE /admin/api/keys/{secret}`
+/// becomes the key's id (`<key:ID>`), or `<redacted>` when it matches no key.
+pub fn redact_path<'a>(path: &'a str, keys: &admin_keys::AdminKeyStore) -> std::borrow::Cow<'a, str> {
+    const KEYS: &str = "/admin/api/keys/";
+    match path.strip_prefix(KEYS) {
+        Some(rest) if !rest.is_empty() && !rest.contains('/') => {
+            let shown =
+                keys.find_by_secret(rest).map_or_else(|| "<redacted>".to_owned(), |k| format!("<key:{}>", k.id));
+            std::borrow::Cow::Owned(format!("{KEYS}{shown}"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
     }
 }
 

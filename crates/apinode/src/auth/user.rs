@@ -1,12 +1,12 @@
 //! A service's user API keys ([`UserAuth`]): each key's public id and label
-//! and the SHA-256 of its secret. Keys are random secrets, so a plain
-//! SHA-256 is the right hash (a slow password hash buys nothing against 128
-//! random bits). A presented secret is compared with every key in constant
-//! time. Reading keys from `service.json` belongs to the registry.
+//! and the hash of its secret (docs/security.md "Secrets": HMAC-SHA256 with
+//! the node's pepper, or the plain SHA-256 of earlier versions). Keys are
+//! random secrets, so a fast keyed hash is the right one (a slow password
+//! hash buys nothing against 128 random bits). A presented secret is
+//! compared with every key in constant time. Reading and writing keys in
+//! `service.json` belongs to the registry and the admin API.
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
+use super::hasher::{KeyHasher, Presented, StoredHash};
 use super::{AuthFailure, Principal, secret_from_header};
 
 /// A user API key of a service.
@@ -16,18 +16,13 @@ pub struct UserKey {
     pub id: String,
     /// Human label, safe to log.
     pub label: Option<String>,
-    digest: [u8; 32],
+    hash: StoredHash,
 }
 
 impl UserKey {
-    /// A key from its id, label and the lowercase hex SHA-256 of its secret.
-    ///
-    /// # Errors
-    /// When `sha256` is not 64 hex digits.
-    pub fn new(id: &str, label: Option<&str>, sha256: &str) -> Result<UserKey, hex::FromHexError> {
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(sha256, &mut digest)?;
-        Ok(UserKey { id: id.to_owned(), label: label.map(str::to_owned), digest })
+    /// A key from its id, label and stored hash.
+    pub fn new(id: &str, label: Option<&str>, hash: StoredHash) -> UserKey {
+        UserKey { id: id.to_owned(), label: label.map(str::to_owned), hash }
     }
 }
 
@@ -47,26 +42,26 @@ pub enum UserAuth {
     ApiKeys(Vec<UserKey>),
 }
 
-/// The SHA-256 of a secret, as stored (lowercase hex).
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
 impl UserAuth {
+    /// Whether a caller must present a key.
+    pub fn requires_key(&self) -> bool {
+        matches!(self, UserAuth::ApiKeys(_))
+    }
+
     /// Checks a request's `Authorization` header value.
     ///
     /// # Errors
     /// [`AuthFailure`] saying why the call is refused.
-    pub fn check(&self, header: Option<&[u8]>) -> Result<Option<&UserKey>, AuthFailure> {
+    pub fn check(&self, header: Option<&[u8]>, hasher: &KeyHasher) -> Result<Option<&UserKey>, AuthFailure> {
         let UserAuth::ApiKeys(keys) = self else {
             return Ok(None);
         };
         let secret = secret_from_header(header.ok_or(AuthFailure::MissingKey)?)?;
-        let digest = Sha256::digest(secret.as_bytes());
+        let presented = Presented::new(&secret, hasher);
         // Compare with every key, without stopping early.
         let mut found = None;
         for k in keys {
-            if bool::from(k.digest.ct_eq(digest.as_slice())) {
+            if k.hash.matches(&presented) {
                 found = Some(k);
             }
         }
@@ -80,25 +75,35 @@ mod tests {
 
     use super::*;
 
+    fn hasher() -> KeyHasher {
+        KeyHasher::fixed([3; 32])
+    }
+
     fn service_with_key(secret: &str) -> UserAuth {
-        UserAuth::ApiKeys(vec![UserKey::new("k1", Some("partner-a"), &hash_secret(secret)).expect("a valid hash")])
+        UserAuth::ApiKeys(vec![UserKey::new("k1", Some("partner-a"), StoredHash::Hmac(hasher().hmac(secret)))])
     }
 
     #[test]
     fn accepts_basic_and_bearer() {
         let auth = service_with_key("s3cret");
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("s3cret:"));
-        assert_eq!(auth.check(Some(basic.as_bytes())).expect("ok").map(|k| k.id.as_str()), Some("k1"));
-        assert!(auth.check(Some(b"Bearer s3cret")).expect("ok").is_some());
+        assert_eq!(auth.check(Some(basic.as_bytes()), &hasher()).expect("ok").map(|k| k.id.as_str()), Some("k1"));
+        assert!(auth.check(Some(b"Bearer s3cret"), &hasher()).expect("ok").is_some());
     }
 
     #[test]
     fn refuses_missing_malformed_and_wrong_keys() {
         let auth = service_with_key("s3cret");
-        assert_eq!(auth.check(None).unwrap_err(), AuthFailure::MissingKey);
-        assert_eq!(auth.check(Some(b"Token abc")).unwrap_err(), AuthFailure::Malformed);
-        assert_eq!(auth.check(Some(b"Basic %%%")).unwrap_err(), AuthFailure::Malformed);
-        assert_eq!(auth.check(Some(b"Bearer wrong")).unwrap_err(), AuthFailure::UnknownKey);
-        assert!(UserAuth::Public.check(None).expect("public").is_none());
+        let h = hasher();
+        assert_eq!(auth.check(None, &h).unwrap_err(), AuthFailure::MissingKey);
+        assert_eq!(auth.check(Some(b"Token abc"), &h).unwrap_err(), AuthFailure::Malformed);
+        assert_eq!(auth.check(Some(b"Basic %%%"), &h).unwrap_err(), AuthFailure::Malformed);
+        assert_eq!(auth.check(Some(b"Bearer wrong"), &h).unwrap_err(), AuthFailure::UnknownKey);
+        assert_eq!(
+            auth.check(Some(b"Bearer s3cret"), &KeyHasher::fixed([4; 32])).unwrap_err(),
+            AuthFailure::UnknownKey,
+            "another node's pepper"
+        );
+        assert!(UserAuth::Public.check(None, &h).expect("public").is_none());
     }
 }

@@ -53,6 +53,17 @@ pub enum ApiError {
     /// More items than `limits.maxItemsPerRequest`.
     #[error("a request may hold at most {0} items (limits.maxItemsPerRequest); nothing was scored")]
     TooManyItems(usize),
+    /// The body did not arrive within `limits.bodyReadTimeoutSeconds`.
+    #[error("the request body did not arrive within {0} s (limits.bodyReadTimeoutSeconds)")]
+    BodyTimeout(u64),
+    /// Too many authentication failures from this address this minute.
+    #[error(
+        "too many authentication failures from this address: try again in the next minute (limits.authFailuresPerMinute)"
+    )]
+    TooManyRequests,
+    /// A request head the node refuses (too many or too large headers).
+    #[error("{0}")]
+    HeaderTooLarge(String),
 }
 
 impl ApiError {
@@ -70,6 +81,9 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             Self::AuditUnavailable | Self::RequestNotRecorded => (StatusCode::SERVICE_UNAVAILABLE, "AuditUnavailable"),
             Self::TooManyItems(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
+            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::HeaderTooLarge(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HeaderTooLarge"),
         }
     }
 }
@@ -111,6 +125,9 @@ mod tests {
             (ApiError::InvalidRequest("x".into()), 400, "InvalidRequest"),
             (ApiError::PayloadTooLarge(1), 413, "PayloadTooLarge"),
             (ApiError::TooManyItems(10), 413, "PayloadTooLarge"),
+            (ApiError::BodyTimeout(30), 408, "RequestTimeout"),
+            (ApiError::TooManyRequests, 429, "TooManyRequests"),
+            (ApiError::HeaderTooLarge("x".into()), 431, "HeaderTooLarge"),
             (ApiError::RequestNotRecorded, 503, "AuditUnavailable"),
             (ApiError::NotFound("x".into()), 404, "NotFound"),
             (ApiError::ServiceUnavailable("x".into()), 503, "ServiceUnavailable"),

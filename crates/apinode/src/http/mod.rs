@@ -7,6 +7,7 @@
 pub mod error;
 pub mod predict;
 pub mod request;
+pub mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,23 +46,31 @@ pub fn router(node: Arc<Node>, admin: Router<Arc<Node>>) -> Router {
         .nest("/admin/api", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::map_response(add_version_headers))
         .layer(axum::middleware::from_fn_with_state(node.clone(), record_call))
         .with_state(node)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets requests
-/// in flight finish.
+/// Serves `app` on `listener` until `shutdown` completes, with the node's
+/// limits (`serve`), then stops gracefully within `stopGraceSeconds`.
 ///
 /// # Errors
 /// An I/O error of the listener.
 pub async fn serve(
     listener: TcpListener,
+    node: &Node,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let l = &node.config.limits;
+    let limits = serve::ServeLimits {
+        max_connections: l.max_connections,
+        header_read_timeout: l.header_read_timeout,
+        idle_timeout: l.idle_timeout,
+        stop_grace: l.stop_grace,
+    };
+    serve::serve(listener, app, limits, node.serve_stats.clone(), shutdown).await
 }
 
 async fn is_alive(State(node): State<Arc<Node>>) -> Response {
@@ -98,7 +107,8 @@ async fn record_call(
     }
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // A secret in the path (DELETE /admin/api/keys/{secret}) never reaches a record.
+    let path = crate::auth::redact_path(request.uri().path(), &node.admin_keys).into_owned();
     let response = next.run(request).await;
     let key = response.extensions().get::<Principal>().map(|k| k.key_id.as_str());
     let duration = crate::scoring::micros(started);
@@ -109,6 +119,26 @@ async fn record_call(
         Err(_) if node.refuses_unrecorded() => ApiError::RequestNotRecorded.into_response(),
         _ => response,
     }
+}
+
+/// Headers a request may have, at most, and their total size: beyond, a
+/// 431 with the JSON error body (hyper's own limits are set higher, so that
+/// this answer, not hyper's bodiless one, is what clients see).
+pub const MAX_HEADERS: usize = 100;
+/// See [`MAX_HEADERS`].
+pub const MAX_HEADER_BYTES: usize = 32 << 10;
+
+async fn limit_headers(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::HeaderTooLarge(format!(
+            "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
+            headers.len()
+        ))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn add_version_headers(mut response: Response) -> Response {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use audit::Topic;
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -29,7 +28,7 @@ use crate::auth::Principal;
 use crate::ids::{EndpointId, GenerationId, RequestId, ServiceId};
 use crate::model::Model;
 use crate::model::explain::ExplainSettings;
-use crate::model::features::{InvalidFeature, RawValue};
+use crate::model::features::InvalidFeature;
 use crate::model::spec::{ExplanationDefaults, ExplanationMethod};
 use crate::registry::Service;
 use crate::registry::dispatch::Dispatch;
@@ -43,11 +42,17 @@ use crate::state::Node;
 /// than the pool's hand-off; SHAPLEY with 100 steps takes about 70 µs.
 const INLINE_MAX_RECORDS: usize = 16;
 
+/// Bodies up to this size are parsed on the request's own thread; larger
+/// ones on the blocking pool.
+const INLINE_BODY_BYTES: usize = 64 << 10;
+
 /// One prediction call, from arrival to answer (an extractor: the path, the
 /// client's address and the headers it needs).
 pub struct Call {
     started: Instant,
     request_id: RequestId,
+    /// Whether the client's `X-Request-Id` was invalid (refused or replaced).
+    id_problem: IdProblem,
     client_ip: IpAddr,
     path: String,
     service: String,
@@ -57,6 +62,9 @@ pub struct Call {
     authorization: Option<HeaderValue>,
     /// Why authentication failed, when it did.
     auth_failure: Option<&'static str>,
+    /// Whether that failure is recorded one by one (within the per-address
+    /// limit of `authFailuresPerMinute`).
+    auth_failure_recorded: bool,
     /// Whether the service exists (only then is the call counted in metrics).
     service_found: bool,
     /// Whether the endpoint was resolved (else the call counts under `*`).
@@ -65,6 +73,16 @@ pub struct Call {
     scoring_us: std::sync::atomic::AtomicU64,
     /// The request body, kept for a failure record.
     body: Bytes,
+}
+
+/// What was wrong with the client's `X-Request-Id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdProblem {
+    None,
+    /// Refused (`requestIds: STRICT`, the default).
+    Invalid,
+    /// Replaced by a fresh id (`requestIds: REPLACE`).
+    Replaced,
 }
 
 /// The endpoint that answers a request.
@@ -108,7 +126,7 @@ struct Request {
 /// `POST /public/api/v1/{service}/{endpoint}/predict`
 pub async fn predict(State(node): State<Arc<Node>>, mut call: Call, body: Body) -> Response {
     let outcome = async {
-        call.body = read_body(body, node.config.max_body_bytes).await?;
+        call.body = read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?;
         let service = call.authorise(&node)?;
         let body: PredictBody = parse_json(&call.body)?;
         let items = vec![ItemBody { features: body.features, context: body.context }];
@@ -122,9 +140,17 @@ pub async fn predict(State(node): State<Arc<Node>>, mut call: Call, body: Body) 
 /// `POST /public/api/v1/{service}/{endpoint}/predict-multi`
 pub async fn predict_multi(State(node): State<Arc<Node>>, mut call: Call, body: Body) -> Response {
     let outcome = async {
-        call.body = read_body(body, node.config.max_body_bytes).await?;
+        call.body = read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?;
         let service = call.authorise(&node)?;
-        let body: MultiBody = parse_json(&call.body)?;
+        // A large body is parsed off the async workers.
+        let body: MultiBody = if call.body.len() <= INLINE_BODY_BYTES {
+            parse_json(&call.body)?
+        } else {
+            let bytes = call.body.clone();
+            tokio::task::spawn_blocking(move || parse_json(&bytes))
+                .await
+                .map_err(|e| ApiError::Internal(format!("parsing the body failed: {e}")))??
+        };
         if body.items.is_empty() {
             return Err(ApiError::InvalidRequest("items: must hold at least one record".into()));
         }
@@ -163,16 +189,21 @@ impl FromRequestParts<Arc<Node>> for Call {
             Path::<(String, String)>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let client_ip =
             parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        // The client's X-Request-Id when it is a reasonable token, else a new one.
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(RequestId::from_client)
-            .unwrap_or_else(RequestId::generate);
+        // The client's X-Request-Id must be a valid token: the caller joins
+        // on it. An invalid one is refused (the call then gets a fresh id for
+        // its failure record), or replaced and said so with `requestIds: REPLACE`.
+        let (request_id, id_problem) = match parts.headers.get("x-request-id") {
+            None => (RequestId::generate(), IdProblem::None),
+            Some(v) => match v.to_str().ok().and_then(RequestId::from_client) {
+                Some(id) => (id, IdProblem::None),
+                None if state.config.limits.replace_request_ids => (RequestId::generate(), IdProblem::Replaced),
+                None => (RequestId::generate(), IdProblem::Invalid),
+            },
+        };
         Ok(Call {
             started: Instant::now(),
             request_id,
+            id_problem,
             client_ip,
             path: parts.uri.path().to_owned(),
             service,
@@ -180,6 +211,7 @@ impl FromRequestParts<Arc<Node>> for Call {
             caller: None,
             authorization: parts.headers.get(axum::http::header::AUTHORIZATION).cloned(),
             auth_failure: None,
+            auth_failure_recorded: false,
             service_found: false,
             endpoint_found: std::sync::atomic::AtomicBool::new(false),
             scoring_us: std::sync::atomic::AtomicU64::new(0),
@@ -200,17 +232,29 @@ impl Call {
         }
     }
 
-    /// Finds the service and checks the caller's key.
+    /// Checks the request id, finds the service and checks the caller's key
+    /// (an address over its `authFailuresPerMinute` gets 429 first).
     fn authorise(&mut self, node: &Node) -> Result<Arc<Service>, ApiError> {
+        if self.id_problem == IdProblem::Invalid {
+            return Err(ApiError::InvalidRequest(
+                "X-Request-Id: must be 1 to 128 characters of [A-Za-z0-9._:-] \
+                 (or set limits.requestIds to REPLACE to have invalid ids replaced)"
+                    .into(),
+            ));
+        }
         let found = node
             .registry
             .get(&self.service)
             .ok_or_else(|| ApiError::NotFound(format!("unknown service {:?}", self.service)))?;
         self.service_found = true;
-        match found.auth.check(self.authorization.as_ref().map(HeaderValue::as_bytes)) {
+        if found.auth.requires_key() && node.auth_throttle.refuses(self.client_ip) {
+            return Err(ApiError::TooManyRequests);
+        }
+        match found.auth.check(self.authorization.as_ref().map(HeaderValue::as_bytes), &node.key_hasher) {
             Ok(key) => self.caller = key.map(Principal::from),
             Err(failure) => {
                 self.auth_failure = Some(failure.code());
+                self.auth_failure_recorded = node.auth_throttle.failure(self.client_ip);
                 return Err(ApiError::Unauthorized(failure.to_string()));
             }
         }
@@ -218,64 +262,53 @@ impl Call {
     }
 
     /// Dispatches, scores every item, records one query per item, answers.
-    async fn score(&self, node: &Node, service: &Service, request: Request) -> Result<Response, ApiError> {
+    async fn score(&self, node: &Arc<Node>, service: &Service, request: Request) -> Result<Response, ApiError> {
         let target = resolve(service, &self.endpoint, request.dispatch.as_ref())?;
         self.endpoint_found.store(true, std::sync::atomic::Ordering::Relaxed);
         let explain = explain_settings(request.explanations.as_ref(), &target.defaults)?;
-        let preprocessor = target.model.preprocessor();
-        let records = request
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| preprocessor.parse(&item.features).map_err(invalid_feature(request.multi.then_some(i))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let timing = Timing { pre_processing: micros(self.started), ..Timing::default() };
-        let (mut results, timing) = run_scoring(&target, records, explain, timing).await?;
-        let scoring_us = timing.preparation + timing.prediction + timing.post_processing;
+        let shapley = explain.is_some_and(|e| e.method == ExplanationMethod::Shapley);
+        let inline = !shapley && request.items.len() <= INLINE_MAX_RECORDS;
+        let job = ScoreJob {
+            info: OwnedInfo {
+                node_id: node.config.node_id.clone(),
+                request_id: self.request_id.clone(),
+                client_ip: self.client_ip,
+                service_id: self.service.clone(),
+                endpoint_id: self.endpoint.clone(),
+                caller: self.caller.clone(),
+            },
+            target,
+            explain,
+            items: request.items,
+            multi: request.multi,
+            dispatch: request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok()),
+            started: self.started,
+            log_queries: node.audit.wants(Topic::ApinodeQuery),
+        };
+        // Reading the features, scoring, one record per item and the answer
+        // are heavy for a batch: all of it runs on the blocking pool then,
+        // never on the async workers (docs/security.md).
+        let (finished, scoring_us) = if inline {
+            job.run(node, None)?
+        } else {
+            let node = node.clone();
+            let queued = Instant::now();
+            let endpoint = job.target.endpoint.to_string();
+            tokio::task::spawn_blocking(move || job.run(&node, Some(queued))).await.map_err(|e| {
+                log::error!("A scoring task of endpoint {endpoint} panicked: {e}");
+                ApiError::ScoringFailed(endpoint)
+            })??
+        };
         self.scoring_us.store(scoring_us, std::sync::atomic::Ordering::Relaxed);
-
-        let log_queries = node.audit.wants(Topic::ApinodeQuery);
-        let dispatch = request.dispatch.as_ref().and_then(|d| serde_json::to_value(d).ok());
-        let info = self.info(node);
-        let mut messages = Vec::with_capacity(if log_queries { results.len() } else { 0 });
-        let mut ring_updated = false;
-        for (i, (item, result)) in request.items.iter().zip(results.iter_mut()).enumerate() {
-            let id = if request.multi { self.request_id.item(i) } else { self.request_id.clone() };
-            result.insert("requestId".into(), json!(id));
-            let scored = Scored {
-                request_id: &id,
-                generation: target.generation.as_str(),
-                routing_key: target.routing_key.as_ref(),
-                features: &item.features,
-                context: item.context.as_ref(),
-                dispatch: dispatch.as_ref(),
-                result,
-                timing: &timing,
-            };
-            let message = audit_log::query_message(&info, &scored);
-            ring_updated |= node.queries.push(target.service.as_str(), message.text.clone());
-            if log_queries {
-                messages.push(message);
-            }
-        }
-        if node.record_at(messages, service.audit_durability).await.is_err() && node.refuses_unrecorded() {
+        if node.record_at(finished.messages, service.audit_durability).await.is_err() && node.refuses_unrecorded() {
             return Err(ApiError::RequestNotRecorded);
         }
-        if ring_updated {
-            node.entity(crate::entity::Entity::Queries(target.service.as_str()), "UPDATE", "apinode", json!({})).await;
+        if let Some(service_id) = finished.ring_updated {
+            node.entity(crate::entity::Entity::Queries(&service_id), "UPDATE", "apinode", json!({})).await;
         }
-        // Serialised straight from borrowed parts: no intermediate JSON tree.
-        let api_context = ApiContext {
-            service_id: target.service.as_str(),
-            endpoint_id: target.endpoint.as_str(),
-            service_generation: target.generation.as_str(),
-        };
-        let answer = if request.multi {
-            Answer { result: None, results: Some(&results), timing: &timing, api_context }
-        } else {
-            Answer { result: results.first(), results: None, timing: &timing, api_context }
-        };
-        Ok(Json(answer).into_response())
+        let mut response = Response::new(Body::from(finished.answer));
+        response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
     }
 
     /// Records a refusal and turns the outcome into the answer.
@@ -295,7 +328,9 @@ impl Call {
                 let (status, error_type) = error.status_and_type();
                 let message = error.to_string();
                 let record = match self.auth_failure {
-                    Some(reason) => audit_log::auth_failure(
+                    // Over the per-address limit: only the minute's summary counts it.
+                    Some(_) if !self.auth_failure_recorded => None,
+                    Some(reason) => Some(audit_log::auth_failure(
                         &node.config.node_id,
                         self.client_ip,
                         "POST",
@@ -303,10 +338,13 @@ impl Call {
                         reason,
                         &message,
                         None,
-                    ),
-                    None => audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body),
+                    )),
+                    None if matches!(error, ApiError::TooManyRequests) => None,
+                    None => {
+                        Some(audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body))
+                    }
                 };
-                match node.record(vec![record]).await {
+                match node.record(record.into_iter().collect()).await {
                     Err(_) if node.refuses_unrecorded() => ApiError::RequestNotRecorded.into_response(),
                     _ => error.into_response(),
                 }
@@ -315,10 +353,144 @@ impl Call {
         if let Ok(v) = HeaderValue::from_str(self.request_id.as_str()) {
             response.headers_mut().insert("x-request-id", v);
         }
+        if self.id_problem == IdProblem::Replaced {
+            response.headers_mut().insert("x-request-id-replaced", HeaderValue::from_static("true"));
+        }
         if let Some(caller) = self.caller {
             response.extensions_mut().insert(caller);
         }
         response
+    }
+}
+
+/// The caller's side of a prediction call, owned (it may cross to the
+/// blocking pool).
+struct OwnedInfo {
+    node_id: String,
+    request_id: RequestId,
+    client_ip: IpAddr,
+    service_id: String,
+    endpoint_id: String,
+    caller: Option<Principal>,
+}
+
+/// What a call asks to score, owned (it may cross to the blocking pool).
+struct ScoreJob {
+    info: OwnedInfo,
+    target: Target,
+    explain: Option<ExplainSettings>,
+    items: Vec<ItemBody>,
+    multi: bool,
+    dispatch: Option<Value>,
+    started: Instant,
+    log_queries: bool,
+}
+
+impl ScoreJob {
+    /// Reads every item's features, scores them, and makes the records and
+    /// the answer; `queued` is when it was handed to the blocking pool.
+    fn run(self, node: &Node, queued: Option<Instant>) -> Result<(Finished, u64), ApiError> {
+        let preprocessor = self.target.model.preprocessor();
+        let records = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| preprocessor.parse(&item.features).map_err(invalid_feature(self.multi.then_some(i))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut timing = Timing { pre_processing: micros(self.started), ..Timing::default() };
+        if let Some(q) = queued {
+            timing.wait = micros(q);
+        }
+        let target = &self.target;
+        let results = score_records(&target.model, &records, self.explain.as_ref(), &mut timing).map_err(|e| {
+            log::error!("Scoring failed on {}/{} generation {}: {e}", target.service, target.endpoint, target.generation);
+            ApiError::ScoringFailed(target.endpoint.to_string())
+        })?;
+        let scoring_us = timing.preparation + timing.prediction + timing.post_processing;
+        let scoring = Scoring {
+            info: self.info,
+            target: self.target,
+            items: self.items,
+            multi: self.multi,
+            dispatch: self.dispatch,
+            results,
+            timing,
+            log_queries: self.log_queries,
+        };
+        Ok((scoring.finish(node), scoring_us))
+    }
+}
+
+/// What scoring produced, to be turned into records and an answer.
+struct Scoring {
+    info: OwnedInfo,
+    target: Target,
+    items: Vec<ItemBody>,
+    multi: bool,
+    dispatch: Option<Value>,
+    results: Vec<Map<String, Value>>,
+    timing: Timing,
+    log_queries: bool,
+}
+
+/// Records and answer of a scored call.
+struct Finished {
+    messages: Vec<audit::Message>,
+    /// The service whose recent-query ring asks for an entity UPDATE.
+    ring_updated: Option<String>,
+    answer: Vec<u8>,
+}
+
+impl Scoring {
+    /// One query record per item (kept by the ring too), and the answer
+    /// serialised straight from borrowed parts (no intermediate JSON tree).
+    fn finish(mut self, node: &Node) -> Finished {
+        let i = &self.info;
+        let info = CallInfo {
+            node_id: &i.node_id,
+            request_id: &i.request_id,
+            client_ip: i.client_ip,
+            service_id: &i.service_id,
+            endpoint_id: &i.endpoint_id,
+            caller: i.caller.as_ref(),
+        };
+        let target = &self.target;
+        let mut messages = Vec::with_capacity(if self.log_queries { self.results.len() } else { 0 });
+        let mut ring_updated = false;
+        for (n, (item, result)) in self.items.iter().zip(self.results.iter_mut()).enumerate() {
+            let id = if self.multi { i.request_id.item(n) } else { i.request_id.clone() };
+            result.insert("requestId".into(), json!(id));
+            let scored = Scored {
+                request_id: &id,
+                generation: target.generation.as_str(),
+                routing_key: target.routing_key.as_ref(),
+                features: &item.features,
+                context: item.context.as_ref(),
+                dispatch: self.dispatch.as_ref(),
+                result,
+                timing: &self.timing,
+            };
+            let message = audit_log::query_message(&info, &scored);
+            ring_updated |= node.queries.push(target.service.as_str(), message.text.clone());
+            if self.log_queries {
+                messages.push(message);
+            }
+        }
+        let api_context = ApiContext {
+            service_id: target.service.as_str(),
+            endpoint_id: target.endpoint.as_str(),
+            service_generation: target.generation.as_str(),
+        };
+        let answer = if self.multi {
+            Answer { result: None, results: Some(&self.results), timing: &self.timing, api_context }
+        } else {
+            Answer { result: self.results.first(), results: None, timing: &self.timing, api_context }
+        };
+        let answer = serde_json::to_vec(&answer).unwrap_or_else(|e| {
+            log::error!("An answer could not be serialised: {e}");
+            br#"{"errorType":"Internal","message":"the answer could not be serialised"}"#.to_vec()
+        });
+        Finished { messages, ring_updated: ring_updated.then(|| target.service.to_string()), answer }
     }
 }
 
@@ -348,34 +520,4 @@ fn invalid_feature(item: Option<usize>) -> impl Fn(InvalidFeature) -> ApiError {
         Some(i) => ApiError::InvalidRequest(format!("items[{i}].features: {e}")),
         None => ApiError::InvalidRequest(format!("features: {e}")),
     }
-}
-
-/// Scores on this thread when cheap, on the blocking pool otherwise.
-async fn run_scoring(
-    target: &Target,
-    records: Vec<Vec<RawValue>>,
-    explain: Option<ExplainSettings>,
-    mut timing: Timing,
-) -> Result<(Vec<Map<String, Value>>, Timing), ApiError> {
-    let failed = |e: crate::model::ScoringError| {
-        log::error!("Scoring failed on {}/{} generation {}: {e}", target.service, target.endpoint, target.generation);
-        ApiError::ScoringFailed(target.endpoint.to_string())
-    };
-    let shapley = explain.is_some_and(|e| e.method == ExplanationMethod::Shapley);
-    if !shapley && records.len() <= INLINE_MAX_RECORDS {
-        let results = score_records(&target.model, &records, explain.as_ref(), &mut timing).map_err(failed)?;
-        return Ok((results, timing));
-    }
-    let model = target.model.clone();
-    let queued = Instant::now();
-    let (results, timing) = tokio::task::spawn_blocking(move || {
-        timing.wait = micros(queued);
-        (score_records(&model, &records, explain.as_ref(), &mut timing), timing)
-    })
-    .await
-    .map_err(|e| {
-        log::error!("A scoring task of {}/{} panicked: {e}", target.service, target.endpoint);
-        ApiError::ScoringFailed(target.endpoint.to_string())
-    })?;
-    Ok((results.map_err(failed)?, timing))
 }

@@ -129,8 +129,10 @@ pub fn explain_settings(
 /// # Errors
 /// [`ApiError::PayloadTooLarge`] past the limit, `InvalidRequest` when the
 /// body cannot be read.
-pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+pub async fn read_body(body: Body, limit: usize, timeout: std::time::Duration) -> Result<axum::body::Bytes, ApiError> {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit));
+    let Ok(read) = read.await else { return Err(ApiError::BodyTimeout(timeout.as_secs())) };
+    read.map_err(|e| {
         let inner = e.into_inner();
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
         while let Some(c) = cause {

@@ -78,7 +78,7 @@ pub enum AuthMethod {
     ApiKeys,
 }
 
-/// A user API key as stored: never the secret, only its SHA-256.
+/// A user API key as stored: never the secret, only its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserKeyFile {
@@ -87,8 +87,15 @@ pub struct UserKeyFile {
     /// A human label ("partner-a"), written in audit records.
     #[serde(default)]
     pub label: Option<String>,
-    /// Lowercase hex SHA-256 of the secret.
-    pub sha256: String,
+    /// HMAC-SHA256 of the secret with the node's pepper (lowercase hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_sha256: Option<String>,
+    /// Plain SHA-256 of the secret (earlier versions; still accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Creation time, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<u64>,
 }
 
 /// Service metadata.

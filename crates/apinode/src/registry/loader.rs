@@ -18,6 +18,7 @@ use super::files::{GenerationFile, ServiceFile};
 use super::{Endpoint, Generation, Service};
 use audit::commit::Durability;
 
+use crate::auth::hasher::StoredHash;
 use crate::auth::{UserAuth, UserKey};
 use crate::ids::{EndpointId, GenerationId, ServiceId};
 use crate::model::Model;
@@ -259,9 +260,9 @@ fn user_auth(file: &AuthFile, problem: &mut dyn FnMut(String, String)) -> UserAu
     }
     let mut keys = Vec::with_capacity(file.keys.len());
     for (i, k) in file.keys.iter().enumerate() {
-        match UserKey::new(&k.id, k.label.as_deref(), &k.sha256) {
-            Ok(key) => keys.push(key),
-            Err(_) => problem(format!("auth.keys[{i}].sha256"), "must be 64 hex digits".into()),
+        match StoredHash::parse(k.hmac_sha256.as_deref(), k.sha256.as_deref()) {
+            Ok(hash) => keys.push(UserKey::new(&k.id, k.label.as_deref(), hash)),
+            Err(e) => problem(format!("auth.keys[{i}]"), e),
         }
     }
     UserAuth::ApiKeys(keys)

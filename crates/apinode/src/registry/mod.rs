@@ -166,8 +166,8 @@ impl Registry {
 
     /// The service holding a user API key with this secret, and the key's id
     /// (to tell a user key on the admin API from an unknown one).
-    pub fn find_user_key(&self, header: &[u8]) -> Option<(ServiceId, String)> {
-        self.services.load().values().find_map(|s| match s.auth.check(Some(header)) {
+    pub fn find_user_key(&self, header: &[u8], hasher: &crate::auth::KeyHasher) -> Option<(ServiceId, String)> {
+        self.services.load().values().find_map(|s| match s.auth.check(Some(header), hasher) {
             Ok(Some(key)) => Some((s.id.clone(), key.id.clone())),
             _ => None,
         })

@@ -16,6 +16,7 @@ pub mod retention;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 pub use daily::DailyRollingFileAppender;
@@ -63,13 +64,15 @@ impl LogFile {
     /// The I/O error, with the path in its text.
     pub fn open(path: &Path, append: bool, registry: &AppenderRegistry) -> io::Result<LogFile> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(parent).map_err(|e| with_path(e, parent))?;
         }
+        // Audit files hold personal data: owner and group only (docs/security.md).
+        let mut options = OpenOptions::new();
+        options.create(true).read(true).mode(0o640);
         if !append {
-            File::create(path).map_err(|e| with_path(e, path))?;
+            options.clone().write(true).truncate(true).open(path).map_err(|e| with_path(e, path))?;
         }
-        let file =
-            OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| with_path(e, path))?;
+        let file = options.append(true).open(path).map_err(|e| with_path(e, path))?;
         let committed = cut_to_last_line(&file, path).map_err(|e| with_path(e, path))?;
         Ok(LogFile {
             path: path.to_path_buf(),

@@ -231,6 +231,25 @@ impl AppenderRegistry {
         std::mem::take(&mut *lock(&self.inner.lost))
     }
 
+    /// Those of `seqs` that were lost, with why (forgotten once taken; the
+    /// others' losses stay for their own writers).
+    pub fn take_lost_of(&self, seqs: &[u64]) -> Vec<(u64, String)> {
+        let mut lost = lock(&self.inner.lost);
+        if lost.is_empty() {
+            return Vec::new();
+        }
+        let mut mine = Vec::new();
+        lost.retain(|(s, r)| {
+            if seqs.contains(s) {
+                mine.push((*s, r.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        mine
+    }
+
     /// The files failing now.
     pub fn failing(&self) -> BTreeMap<PathBuf, Failing> {
         lock(&self.inner.failing).clone()

@@ -16,7 +16,8 @@
 //! a compression. Staged files left by a crash are finished at the next start.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -252,7 +253,7 @@ fn compress(file: &Path) -> io::Result<()> {
     let tmp = with_suffix(file, ".gz.tmp");
     {
         let mut input = File::open(file)?;
-        let out = File::create(&tmp)?;
+        let out = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o640).open(&tmp)?;
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         io::copy(&mut input, &mut gz)?;
         let out = gz.finish()?;
@@ -280,28 +281,26 @@ fn delete(base: &Path, file: &Path, ctx: &Ctx) -> io::Result<()> {
 }
 
 /// What a rolled file holds: records, first and last record time, SHA-256.
+/// Reads the file once; only its first and last lines are parsed.
 pub fn describe(base: &Path, file: &Path) -> io::Result<FileDeleted> {
     let mut raw = Vec::new();
     File::open(file)?.read_to_end(&mut raw)?;
     let sha256 = hex_digest(&raw);
-    let reader: Box<dyn Read> = if file.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(&raw[..]))
+    let text: Vec<u8> = if file.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        out
     } else {
-        Box::new(&raw[..])
+        raw
     };
-    let mut records = 0u64;
-    let (mut first_time, mut last_time) = (None, None);
-    for line in BufReader::new(reader).lines() {
-        let line = line?;
-        records += 1;
-        let time = record_time(&line);
-        if first_time.is_none() {
-            first_time.clone_from(&time);
-        }
-        if time.is_some() {
-            last_time = time;
-        }
-    }
+    let records = bytecount(&text);
+    let mut lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let first_time = lines.next().and_then(|l| record_time(&String::from_utf8_lossy(l)));
+    let last_time = text
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|l| !l.is_empty())
+        .and_then(|l| record_time(&String::from_utf8_lossy(l)));
     Ok(FileDeleted {
         appender: base.display().to_string(),
         file: file.display().to_string(),
@@ -310,6 +309,12 @@ pub fn describe(base: &Path, file: &Path) -> io::Result<FileDeleted> {
         last_time,
         sha256,
     })
+}
+
+/// Lines of `text` (its newlines, plus a last line without one).
+fn bytecount(text: &[u8]) -> u64 {
+    let newlines = text.iter().filter(|b| **b == b'\n').count() as u64;
+    newlines + u64::from(!text.is_empty() && !text.ends_with(b"\n"))
 }
 
 fn hex_digest(bytes: &[u8]) -> String {

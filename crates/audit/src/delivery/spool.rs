@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,7 +85,7 @@ impl Spool {
     /// # Errors
     /// When the folder cannot be created or read.
     pub fn open(dir: &Path) -> io::Result<Spool> {
-        fs::create_dir_all(dir)?;
+        fs::DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
         let mut segments: Vec<Segment> = Vec::new();
         let mut messages = 0u64;
         for entry in fs::read_dir(dir)? {
@@ -213,7 +214,7 @@ impl Spool {
             buf.push(b'\n');
             n += 1;
         }
-        let mut w = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut w = OpenOptions::new().create(true).append(true).mode(0o640).open(&path)?;
         if let Err(e) = w.write_all(&buf) {
             let _ = fs::remove_file(&path);
             return Err(e);
@@ -235,7 +236,7 @@ impl Spool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let path = self.dir.join(format!("{seq:016}.jsonl"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o640).open(&path)?;
         self.writer = Some(file);
         self.segments.push_back(Segment { seq, path, bytes: 0, start: 0 });
         Ok(())
