@@ -19,3 +19,4 @@ mod kafka;
 mod loading;
 mod parity;
 mod predict;
+mod secrets;

@@ -107,6 +107,7 @@ impl EventServerConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(vec![format!("config/eventserver.json: cannot read: {e}")]),
         };
+        owner_only(&path);
         Self::validate(data_dir, text.as_deref(), env)
     }
 
@@ -291,6 +292,20 @@ fn selection(
         _ => {
             p.push(format!("{path}.{filtering}: must be ALL or SELECTED"));
             None
+        }
+    }
+}
+
+/// The file holds the keys nodes send (docs/security.md "Secrets"): it is
+/// made the owner's only when others can read it, with a warning.
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => log::warn!("{} could be read by others (mode {mode:o}); set to 600", path.display()),
+            Err(e) => log::warn!("{} can be read by others (mode {mode:o}) and cannot be changed: {e}", path.display()),
         }
     }
 }

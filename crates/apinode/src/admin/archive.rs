@@ -95,6 +95,11 @@ fn check_names(zip: &mut zip::ZipArchive<File>) -> Result<Vec<Option<String>>, V
     let mut problems = Vec::new();
     let mut names = Vec::with_capacity(zip.len());
     let mut seen: BTreeSet<String> = BTreeSet::new();
+    // The archive's index keeps one entry per name: a name the central
+    // directory holds twice is only visible through this flag.
+    if zip.has_duplicate_names() {
+        problems.push("an entry appears twice in the archive's directory".to_owned());
+    }
     let mut folders: BTreeSet<String> = BTreeSet::new();
     let mut plain: BTreeSet<String> = BTreeSet::new();
     for i in 0..zip.len() {

@@ -103,7 +103,9 @@ async fn require_admin(
             }
             let method = request.method().to_string();
             // A secret in the path (DELETE /keys/{secret}) never reaches a record.
-            let path = crate::auth::redact_path(request.uri().path(), &node.admin_keys);
+            // The full path as the client sent it, not the one the nest stripped.
+            let uri = request.extensions().get::<axum::extract::OriginalUri>().map_or(request.uri(), |o| &o.0);
+            let path = crate::auth::redact_path(uri.path(), &node.admin_keys);
             let message = error.to_string();
             let record = audit_log::auth_failure(
                 &node.config.node_id,

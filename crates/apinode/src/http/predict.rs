@@ -403,7 +403,12 @@ impl ScoreJob {
         }
         let target = &self.target;
         let results = score_records(&target.model, &records, self.explain.as_ref(), &mut timing).map_err(|e| {
-            log::error!("Scoring failed on {}/{} generation {}: {e}", target.service, target.endpoint, target.generation);
+            log::error!(
+                "Scoring failed on {}/{} generation {}: {e}",
+                target.service,
+                target.endpoint,
+                target.generation
+            );
             ApiError::ScoringFailed(target.endpoint.to_string())
         })?;
         let scoring_us = timing.preparation + timing.prediction + timing.post_processing;
