@@ -129,6 +129,27 @@ pub enum Cmd {
         #[arg(long)]
         dispatch_key: Option<String>,
     },
+    /// Print the verifier key of the audit checkpoints (C2SP form).
+    AuditPublicKey,
+    /// Check the audit files against every signed checkpoint (offline; exit 0 only when all is ok).
+    AuditVerify {
+        /// More checkpoints to check against: files or folders (the event server's `audit-integrity`).
+        #[arg(long, value_name = "DIR_OR_FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The verifier key to trust (default: the data directory's own).
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
+    /// Write a proof that the record with this request id is in the signed audit trail.
+    AuditProve {
+        request_id: String,
+        /// Write the proof here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output_file: Option<PathBuf>,
+        /// The verifier key to trust (default: the data directory's own).
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
 }
 
 /// Runs a command.
@@ -139,6 +160,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(args.data_dir.clone().unwrap_or_else(|| PathBuf::from(".")))?;
     let ctx = Ctx { data_dir, args };
     match &ctx.args.command {
+        Cmd::AuditPublicKey => crate::audit_cli::public_key(&ctx.data_dir),
+        Cmd::AuditVerify { checkpoints, key } => {
+            crate::audit_cli::verify(&ctx.data_dir, checkpoints, key.as_deref(), ctx.args.output == Output::Json)
+        }
+        Cmd::AuditProve { request_id, output_file, key } => {
+            crate::audit_cli::prove(&ctx.data_dir, request_id, output_file.as_deref(), key.as_deref())
+        }
         Cmd::ServicesList => {
             let v = ctx.call("GET", "services", None)?;
             ctx.table(&v, &["Service", "Enabled", "Error"], |s| {

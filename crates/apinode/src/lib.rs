@@ -31,9 +31,11 @@
 //! - [`server`]: start, serve, stop (the only module that serves `http`).
 //! - [`cli`]: the `apinode` command line.
 //! - [`admin_cli`]: the `apinode-admin` command line.
+//! - [`audit_cli`]: its offline audit commands: public key, verify, prove.
 
 pub mod admin;
 pub mod admin_cli;
+pub mod audit_cli;
 pub mod audit_log;
 pub mod auth;
 pub mod cli;

@@ -103,6 +103,13 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
     let config = ServerConfig::load(data_dir, env, overrides).map_err(StartError::Config)?;
     let registry = AppenderRegistry::new();
+    // Trees before appenders: each file appender opens its tree as it is built.
+    let integrity = &config.audit.integrity;
+    if integrity.enabled {
+        let ctx = audit::integrity::Integrity::open(data_dir, &config.node_id, integrity)
+            .map_err(io(format!("opening the audit integrity state ({})", audit::integrity::KEY_FILE)))?;
+        registry.set_integrity(ctx);
+    }
     let (writer, guard) = crate::logging::init(data_dir, env, &registry)?;
     log::info!("Starting apinode {} on data directory {}", env!("CARGO_PKG_VERSION"), data_dir.display());
     if !config.unused_keys.is_empty() {

@@ -23,24 +23,28 @@ pub enum Topic {
     ApiCalls,
     /// The node's resource use.
     ComputeResourceUsage,
+    /// Signed checkpoints of the audit files' trees (network targets only:
+    /// a checkpoint is about the files, so it is never written into them).
+    AuditIntegrity,
 }
 
 /// A topic name that is not one of the node's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown topic {0:?} (known: apinode-query, authfail, generic, generic-failure, apicalls, compute-resource-usage)"
+    "unknown topic {0:?} (known: apinode-query, authfail, generic, generic-failure, apicalls, compute-resource-usage, audit-integrity)"
 )]
 pub struct UnknownTopic(pub String);
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::ApinodeQuery,
         Topic::AuthFail,
         Topic::Generic,
         Topic::GenericFailure,
         Topic::ApiCalls,
         Topic::ComputeResourceUsage,
+        Topic::AuditIntegrity,
     ];
 
     /// The wire name.
@@ -52,6 +56,7 @@ impl Topic {
             Topic::GenericFailure => "generic-failure",
             Topic::ApiCalls => "apicalls",
             Topic::ComputeResourceUsage => "compute-resource-usage",
+            Topic::AuditIntegrity => "audit-integrity",
         }
     }
 
@@ -65,6 +70,7 @@ impl Topic {
             Topic::GenericFailure => "dku::apinode::audit::failures",
             Topic::ApiCalls => "dku::apinode::audit::allcalls",
             Topic::ComputeResourceUsage => "dku::apinode::audit::cru",
+            Topic::AuditIntegrity => "dku::apinode::audit::integrity",
         }
     }
 
@@ -83,6 +89,7 @@ impl Topic {
             Topic::GenericFailure => "dku.apinode.audit.failures",
             Topic::ApiCalls => "dku.apinode.audit.allcalls",
             Topic::ComputeResourceUsage => "dku.apinode.audit.cru",
+            Topic::AuditIntegrity => "dku.apinode.audit.integrity",
         }
     }
 }

@@ -27,6 +27,7 @@
 //! - [`layout`]: `PatternLayout` and `JSONAuditLayout` encoders.
 //! - [`appender`]: log4j's File, RollingFile and DailyRollingFile appenders, and their registry.
 //! - [`writer`]: the asynchronous logger and its drain on stop.
+//! - [`integrity`]: Merkle trees of the file appenders, signed checkpoints, offline verify and prove.
 //! - [`record_context`]: the time and thread of a record's call, for layouts.
 //! - [`report`]: the events the trail's parts report about themselves.
 
@@ -34,6 +35,7 @@ pub mod appender;
 pub mod commit;
 pub mod delivery;
 pub mod dispatch;
+pub mod integrity;
 pub mod kafka;
 pub mod layout;
 pub mod log4j;

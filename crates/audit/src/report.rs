@@ -1,7 +1,7 @@
 //! What the parts of the audit trail report about themselves, and the
 //! channel they report on: a destination down or back, a record a
 //! destination rejected, a file or spool that cannot be written (or can
-//! again), a rolled file a retention policy deletes. Deliveries, file
+//! again), a rolled file a retention policy deletes, a checkpoint signed. Deliveries, file
 //! appenders and the retention thread send [`Event`]s; the runtime's
 //! reporter turns them into audit messages of the node. Sending never waits.
 
@@ -42,6 +42,26 @@ pub enum Event {
     /// A retention policy is about to delete a rolled file: announce it,
     /// then answer on the [`Ack`] so that the file may go.
     FileDeleted(Box<FileDeleted>, Ack),
+    /// A file appender's tree signed a checkpoint: send it to the network
+    /// targets (topic `audit-integrity`).
+    Checkpoint(Box<CheckpointReport>),
+}
+
+/// A signed checkpoint of one appender's tree (docs/integrity.md "Tamper
+/// evidence").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// `<nodeId>/<APPENDER>`.
+    pub origin: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The signed note.
+    pub note: String,
+    /// The size of the previous checkpoint, when there is one and the
+    /// proof could be made.
+    pub previous_size: Option<u64>,
+    /// The RFC 6962 consistency proof from it (base64 hashes).
+    pub consistency_proof: Vec<String>,
 }
 
 /// What a rolled file held when a retention policy deleted it.
@@ -59,6 +79,9 @@ pub struct FileDeleted {
     pub last_time: Option<String>,
     /// SHA-256 of the file's bytes as they were on disk (hex).
     pub sha256: String,
+    /// The leaf hash of its first line (base64): how the verifier knows
+    /// which part of the tree the file held.
+    pub first_leaf: Option<String>,
 }
 
 /// Answers the reporter of an event once it is handled (cheap to clone;

@@ -50,7 +50,28 @@ struct OwnedRecord {
     target: Cow<'static, str>,
     message: Arc<str>,
     context: RecordContext,
-    ticket: Option<Ticket>,
+    ticket: Unsettled,
+}
+
+/// A record's ticket part until the writer takes it: a record dropped
+/// unwritten (left in the queue when the writer thread ended, in the short
+/// window between its last look at the queue and its exit) fails its part
+/// instead of leaving its sender waiting forever.
+#[derive(Debug, Default)]
+struct Unsettled(Option<Ticket>);
+
+impl Unsettled {
+    fn take(&mut self) -> Option<Ticket> {
+        self.0.take()
+    }
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.failed("the log writer stopped before writing it");
+        }
+    }
 }
 
 enum Msg {
@@ -145,7 +166,7 @@ impl Shared {
 
     /// Queues a record unless the queue is full.
     fn try_send(&self, record: OwnedRecord) -> Result<(), OwnedRecord> {
-        let waits = record.ticket.is_some();
+        let waits = record.ticket.0.is_some();
         match self.tx.try_send(Msg::Record(record)) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
@@ -172,7 +193,7 @@ impl Shared {
         };
         self.stats.full_waits.fetch_add(1, Ordering::Relaxed);
         self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-        let waits = record.ticket.is_some();
+        let waits = record.ticket.0.is_some();
         match self.tx.send(Msg::Record(record)) {
             Ok(()) if waits => self.wake(),
             Ok(()) => {}
@@ -204,7 +225,7 @@ impl Log for AsyncLogger {
             target: Cow::Owned(record.target().to_owned()),
             message: Arc::from(record.args().to_string()),
             context: RecordContext::now(),
-            ticket: None,
+            ticket: Unsettled::default(),
         });
     }
 
@@ -219,7 +240,13 @@ impl Log for AsyncLogger {
 
 impl LogWriter {
     fn record(level: Level, target: &'static str, message: Arc<str>, ticket: Option<Ticket>) -> OwnedRecord {
-        OwnedRecord { level, target: Cow::Borrowed(target), message, context: RecordContext::now(), ticket }
+        OwnedRecord {
+            level,
+            target: Cow::Borrowed(target),
+            message,
+            context: RecordContext::now(),
+            ticket: Unsettled(ticket),
+        }
     }
 
     /// True when a record of `level` on `target` would be written (lets
@@ -265,12 +292,12 @@ impl LogWriter {
         }
         match self.shared.try_send(Self::record(level, target, message, ticket.cloned())) {
             Ok(()) => Ok(true),
-            Err(r) => {
-                if let Some(t) = ticket {
+            Err(mut r) => {
+                if let Some(t) = r.ticket.take() {
                     // Not handed over after all: take the part back.
                     t.done();
                 }
-                Err(r.message)
+                Err(r.message.clone())
             }
         }
     }
@@ -390,6 +417,8 @@ const IDLE_AFTER: Duration = Duration::from_millis(50);
 /// Under load, records without a ticket are written at most this often (few
 /// large writes); whenever the queue is found empty, at once.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// How often the writer looks for trees whose checkpoint is due.
+const CHECKPOINT_LOOK: Duration = Duration::from_secs(1);
 /// While a file fails, it is probed this often.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
@@ -405,8 +434,9 @@ struct Batch {
 }
 
 impl Batch {
-    fn write(&mut self, shared: &Shared, record: OwnedRecord) {
-        if let Some(t) = &record.ticket
+    fn write(&mut self, shared: &Shared, mut record: OwnedRecord) {
+        let ticket = record.ticket.take();
+        if let Some(t) = &ticket
             && !t.start()
         {
             // Its sender was told "not recorded" and gave up: never written.
@@ -414,7 +444,7 @@ impl Batch {
             return;
         }
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let OwnedRecord { level, target, message, mut context, ticket } = record;
+        let OwnedRecord { level, target, message, mut context, .. } = record;
         context.seq = seq;
         crate::record_context::with_context(context, || {
             shared.inner.log(&Record::builder().level(level).target(&target).args(format_args!("{message}")).build());
@@ -471,6 +501,9 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
     let mut last_commit = Instant::now();
     let mut last_record = Instant::now();
     let mut last_probe = Instant::now();
+    let mut last_checkpoint_look = Instant::now();
+    // With trees to checkpoint, an idle writer still wakes up to sign them.
+    let idle_wait = shared.registry.integrity().map(|_| CHECKPOINT_LOOK);
     loop {
         let mut got = 0usize;
         let mut stop = false;
@@ -497,6 +530,7 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
             }
             batch.sync = true;
             batch.commit(shared);
+            shared.registry.checkpoint_files(true);
             return;
         }
         if got > 0 {
@@ -511,11 +545,23 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
             shared.registry.probe_failing();
             last_probe = Instant::now();
         }
+        if last_checkpoint_look.elapsed() >= CHECKPOINT_LOOK {
+            shared.registry.checkpoint_files(false);
+            last_checkpoint_look = Instant::now();
+        }
         if got > 0 {
             continue;
         }
         if last_record.elapsed() >= IDLE_AFTER && shared.registry.failing().is_empty() {
-            match rx.recv() {
+            let next = match idle_wait {
+                Some(wait) => match rx.recv_timeout(wait) {
+                    Ok(m) => Ok(m),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(std::sync::mpsc::RecvError),
+                },
+                None => rx.recv(),
+            };
+            match next {
                 Ok(Msg::Record(r)) => {
                     batch.write(shared, r);
                     last_record = Instant::now();
@@ -527,6 +573,7 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
                 Ok(Msg::Stop) | Err(_) => {
                     batch.sync = true;
                     batch.commit(shared);
+                    shared.registry.checkpoint_files(true);
                     return;
                 }
             }

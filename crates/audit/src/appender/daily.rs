@@ -113,23 +113,26 @@ pub struct DailyRollingFileAppender {
 }
 
 impl DailyRollingFileAppender {
-    /// Opens `path`; `suffix_format` is the chrono form of the DatePattern.
+    /// Opens `path` for the appender `name`; the schedule is the chrono form
+    /// of the DatePattern and its period.
     /// The live file's period is that of its last modification (or now).
     ///
     /// # Errors
     /// The I/O error, naming the path.
     pub fn new(
+        name: &str,
         path: &Path,
         append: bool,
-        suffix_format: String,
-        period: Period,
+        (suffix_format, period): (String, Period),
         policy: Policy,
         encoder: Box<dyn Encode>,
         registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
         let since: DateTime<Local> =
             std::fs::metadata(path).and_then(|m| m.modified()).map_or_else(|_| Local::now(), DateTime::from);
-        let file = Arc::new(Mutex::new(LogFile::open(path, append, registry)?));
+        let mut opened = LogFile::open(path, append, registry)?;
+        opened.attach_tree(name);
+        let file = Arc::new(Mutex::new(opened));
         registry.add_file(&file);
         let scheduled = suffixed(path, &suffix_format, since);
         let state = State { scheduled, next_rollover: period.next_start(since) };
@@ -155,6 +158,7 @@ impl Append for DailyRollingFileAppender {
         if now >= state.next_rollover {
             let path = file.path().to_path_buf();
             file.flush()?;
+            file.checkpoint();
             if state.scheduled.exists() {
                 // log4j would replace it, deleting its records unannounced:
                 // it is kept under a unique name instead.
@@ -169,6 +173,7 @@ impl Append for DailyRollingFileAppender {
                 let dated = state.scheduled.clone();
                 self.registry.with_retention(|r| r.dated(&path, dated, self.policy));
             }
+            file.prune_tree();
             state.scheduled = suffixed(&path, &self.suffix_format, now);
             state.next_rollover = self.period.next_start(now);
         }
@@ -216,10 +221,10 @@ mod tests {
         let layout = Box::new(PatternLayout::parse("%m%n").expect("pattern"));
         let format = crate::layout::java_date::to_chrono("'.'yyyy-MM-dd-HH-mm").expect("valid");
         let appender = DailyRollingFileAppender::new(
+            "Q",
             &path,
             true,
-            format,
-            Period::Minute,
+            (format, Period::Minute),
             Policy::default(),
             layout,
             &AppenderRegistry::new(),

@@ -25,17 +25,20 @@ pub struct FileAppender {
 }
 
 impl FileAppender {
-    /// Opens `path` (append or truncate).
+    /// Opens `path` (append or truncate) for the appender `name`.
     ///
     /// # Errors
     /// The I/O error, naming the path.
     pub fn new(
+        name: &str,
         path: &Path,
         append: bool,
         encoder: Box<dyn Encode>,
         registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
-        let file = Arc::new(Mutex::new(LogFile::open(path, append, registry)?));
+        let mut opened = LogFile::open(path, append, registry)?;
+        opened.attach_tree(name);
+        let file = Arc::new(Mutex::new(opened));
         registry.add_file(&file);
         Ok(Self { file, encoder })
     }
@@ -64,12 +67,13 @@ pub struct RollingFileAppender {
 }
 
 impl RollingFileAppender {
-    /// Opens `path`; rolls at `max_size` bytes and keeps what `policy`
-    /// says (`policy.max_backups` is `MaxBackupIndex`).
+    /// Opens `path` for the appender `name`; rolls at `max_size` bytes and
+    /// keeps what `policy` says (`policy.max_backups` is `MaxBackupIndex`).
     ///
     /// # Errors
     /// The I/O error, naming the path.
     pub fn new(
+        name: &str,
         path: &Path,
         append: bool,
         max_size: u64,
@@ -77,7 +81,9 @@ impl RollingFileAppender {
         encoder: Box<dyn Encode>,
         registry: &AppenderRegistry,
     ) -> std::io::Result<Self> {
-        let file = Arc::new(Mutex::new(LogFile::open(path, append, registry)?));
+        let mut opened = LogFile::open(path, append, registry)?;
+        opened.attach_tree(name);
+        let file = Arc::new(Mutex::new(opened));
         registry.add_file(&file);
         registry.with_retention(|r| r.opened(path, policy));
         Ok(Self { file, encoder, max_size, policy, registry: registry.clone() })
@@ -88,11 +94,13 @@ impl RollingFileAppender {
     fn roll(&self, file: &mut LogFile) -> std::io::Result<()> {
         file.flush()?;
         file.sync()?;
+        file.checkpoint();
         let base = file.path().to_path_buf();
         let staged = retention::staged_name(&base);
         std::fs::rename(&base, &staged)?;
         file.reopen(false)?;
         self.registry.with_retention(|r| r.rolled(&base, staged, self.policy));
+        file.prune_tree();
         Ok(())
     }
 }
@@ -146,7 +154,7 @@ mod tests {
         // Each line is 10 bytes; roll after 30 bytes; keep 2 backups.
         let registry = AppenderRegistry::new();
         let policy = Policy { max_backups: Some(2), ..Policy::default() };
-        let appender = RollingFileAppender::new(&path, true, 30, policy, layout, &registry).expect("open");
+        let appender = RollingFileAppender::new("Q", &path, true, 30, policy, layout, &registry).expect("open");
         record_bytes(&appender, 10);
         registry.stop_retention();
         // Lines 0-2 were rolled away and dropped beyond .2; then 3-5 (.2), 6-8 (.1), 9 (live).
@@ -165,13 +173,13 @@ mod tests {
         // then the file is truncated (no backups kept), then line 3 starts it.
         let r = AppenderRegistry::new();
         let policy = Policy { max_backups: Some(0), ..Policy::default() };
-        record_bytes(&RollingFileAppender::new(&path, true, 25, policy, layout(), &r).expect("open"), 4);
+        record_bytes(&RollingFileAppender::new("Q", &path, true, 25, policy, layout(), &r).expect("open"), 4);
         r.stop_retention();
         assert_eq!(read(&path), "line 0003\n");
         assert!(!backup(&path, 1).exists());
-        record_bytes(&FileAppender::new(&path, false, layout(), &r).expect("open"), 1);
+        record_bytes(&FileAppender::new("Q", &path, false, layout(), &r).expect("open"), 1);
         assert_eq!(read(&path), "line 0000\n");
-        record_bytes(&FileAppender::new(&path, true, layout(), &r).expect("open"), 1);
+        record_bytes(&FileAppender::new("Q", &path, true, layout(), &r).expect("open"), 1);
         assert_eq!(read(&path), "line 0000\nline 0000\n");
     }
 
@@ -180,8 +188,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("q.log");
         let registry = AppenderRegistry::new();
-        let appender = FileAppender::new(&path, true, Box::new(PatternLayout::parse("%m%n").expect("p")), &registry)
-            .expect("open");
+        let appender =
+            FileAppender::new("Q", &path, true, Box::new(PatternLayout::parse("%m%n").expect("p")), &registry)
+                .expect("open");
         record_bytes(&appender, 1);
         std::fs::rename(&path, dir.path().join("q.log.rotated")).expect("rename");
         registry.request_reopen();
@@ -201,7 +210,7 @@ mod failure_tests {
         // /dev/full accepts opens and fails every write with ENOSPC.
         let registry = AppenderRegistry::new();
         let layout = Box::new(PatternLayout::parse("%m%n").expect("p"));
-        let appender = FileAppender::new(Path::new("/dev/full"), true, layout, &registry).expect("open /dev/full");
+        let appender = FileAppender::new("Q", Path::new("/dev/full"), true, layout, &registry).expect("open /dev/full");
         for seq in [7, 8] {
             let context = RecordContext { seq, ..RecordContext::now() };
             crate::record_context::with_context(context, || {
@@ -224,7 +233,7 @@ mod failure_tests {
         std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"cut").expect("write");
         let registry = AppenderRegistry::new();
         let layout = Box::new(PatternLayout::parse("%m%n").expect("p"));
-        let appender = FileAppender::new(&path, true, layout, &registry).expect("open");
+        let appender = FileAppender::new("Q", &path, true, layout, &registry).expect("open");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n{\"b\":2}\n");
         appender.append(&log::Record::builder().args(format_args!("{{\"c\":3}}")).build()).expect("append");
         appender.flush();

@@ -50,6 +50,8 @@ pub struct LogFile {
     dirty: bool,
     registry: AppenderRegistry,
     reopen_seen: u64,
+    /// Its Merkle tree, when integrity is on (docs/integrity.md "Tamper evidence").
+    tree: Option<crate::integrity::tree::AppenderTree>,
 }
 
 /// Buffered bytes past which a file writes at once (a batch of large records).
@@ -83,7 +85,58 @@ impl LogFile {
             dirty: false,
             reopen_seen: registry.reopen_signal().generation(),
             registry: registry.clone(),
+            tree: None,
         })
+    }
+
+    /// Gives the file the tree of appender `name` when the registry keeps
+    /// trees (rebuilt from the files; a tree that cannot be opened is
+    /// reported and the file is written without one).
+    pub fn attach_tree(&mut self, name: &str) {
+        let Some(ctx) = self.registry.integrity() else { return };
+        match crate::integrity::tree::AppenderTree::open(&ctx, name, &self.path) {
+            Ok((tree, again)) => {
+                self.tree = Some(tree);
+                if let Some(report) = again {
+                    let origin = report.origin.clone();
+                    self.registry.events().report(&origin, crate::report::Event::Checkpoint(Box::new(report)));
+                }
+            }
+            Err(e) => log::error!(
+                "Audit integrity: the tree of {name} ({}) cannot be opened: {e}; its lines are not covered",
+                self.path.display()
+            ),
+        }
+    }
+
+    /// Whether its tree grew and its checkpoint interval passed.
+    pub fn checkpoint_due(&self) -> bool {
+        self.tree.as_ref().is_some_and(crate::integrity::tree::AppenderTree::due)
+    }
+
+    /// Writes and syncs what is buffered, then signs a checkpoint of its
+    /// tree (if it grew) and reports it for the network targets.
+    pub fn checkpoint(&mut self) {
+        if self.tree.is_none() {
+            return;
+        }
+        let synced = self.flush().and_then(|()| self.sync());
+        if let Err(e) = synced {
+            log::error!("Audit integrity: {} cannot be synced for a checkpoint: {e}", self.path.display());
+            return;
+        }
+        let Some(tree) = self.tree.as_mut() else { return };
+        if let Some(report) = tree.checkpoint() {
+            let origin = report.origin.clone();
+            self.registry.events().report(&origin, crate::report::Event::Checkpoint(Box::new(report)));
+        }
+    }
+
+    /// After a roll: drops the kept leaves of files retention deleted.
+    pub fn prune_tree(&mut self) {
+        if let Some(t) = self.tree.as_mut() {
+            t.prune();
+        }
     }
 
     /// The file's path.
@@ -128,6 +181,9 @@ impl LogFile {
         }
         match self.file.write_all(&self.pending) {
             Ok(()) => {
+                if let Some(t) = self.tree.as_mut() {
+                    t.written(&self.pending);
+                }
                 self.committed += self.pending.len() as u64;
                 self.dirty = true;
                 self.pending.clear();
@@ -181,7 +237,14 @@ impl LogFile {
         self.sync()?;
         let registry = self.registry.clone();
         let fresh = LogFile::open(&self.path.clone(), append, &registry)?;
+        let tree = self.tree.take();
         *self = fresh;
+        self.tree = tree;
+        if self.committed == 0
+            && let Some(t) = self.tree.as_mut()
+        {
+            t.new_file();
+        }
         Ok(())
     }
 }

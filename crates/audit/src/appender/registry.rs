@@ -12,7 +12,9 @@
 //!   `/isAlive/` under REFUSE, `audit-write-failed` reports);
 //! - the deliveries its appenders started (the Kafka appenders'), for
 //!   metrics and the drain at stop;
-//! - the channel on which deliveries report outages and rejected records.
+//! - the channel on which deliveries report outages and rejected records;
+//! - the integrity context (signing key, state folder) the files' trees
+//!   share, when tamper evidence is on, and the checkpoints of every file.
 //!
 //! Owns these handles; it writes nothing itself.
 
@@ -65,6 +67,7 @@ struct Inner {
     deliveries: Mutex<Vec<Arc<dyn Running>>>,
     events: Events,
     event_rx: Mutex<Option<Receiver<(String, Event)>>>,
+    integrity: Mutex<Option<Arc<crate::integrity::Integrity>>>,
 }
 
 /// Files and records deleted by retention policies, per appender (its live file).
@@ -117,6 +120,7 @@ impl AppenderRegistry {
                 deliveries: Mutex::new(Vec::new()),
                 events,
                 event_rx: Mutex::new(Some(rx)),
+                integrity: Mutex::new(None),
             }),
         }
     }
@@ -153,6 +157,31 @@ impl AppenderRegistry {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Gives every file opened from now on a Merkle tree under `ctx`
+    /// (docs/integrity.md "Tamper evidence"); set before the appenders are built.
+    pub fn set_integrity(&self, ctx: Arc<crate::integrity::Integrity>) {
+        *lock(&self.inner.integrity) = Some(ctx);
+    }
+
+    /// The integrity context, when trees are kept.
+    pub fn integrity(&self) -> Option<Arc<crate::integrity::Integrity>> {
+        lock(&self.inner.integrity).clone()
+    }
+
+    /// Signs a checkpoint of every file whose tree grew: those whose
+    /// interval passed, or all of them (`all`, at stop).
+    pub fn checkpoint_files(&self, all: bool) {
+        if lock(&self.inner.integrity).is_none() {
+            return;
+        }
+        for f in self.files() {
+            let mut f = lock(&f);
+            if all || f.checkpoint_due() {
+                f.checkpoint();
+            }
+        }
     }
 
     /// Probes every failing file: one that takes data again is healthy again.

@@ -16,7 +16,7 @@
 //! a compression. Staged files left by a crash are finished at the next start.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -281,44 +281,73 @@ fn delete(base: &Path, file: &Path, ctx: &Ctx) -> io::Result<()> {
 }
 
 /// What a rolled file holds: records, first and last record time, SHA-256.
-/// Reads the file once; only its first and last lines are parsed.
+/// Streams the file once (a rolled file may be hundreds of megabytes: it is
+/// never held in memory); only its first and last lines are parsed.
 pub fn describe(base: &Path, file: &Path) -> io::Result<FileDeleted> {
-    let mut raw = Vec::new();
-    File::open(file)?.read_to_end(&mut raw)?;
-    let sha256 = hex_digest(&raw);
-    let text: Vec<u8> = if file.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
-        out
+    use std::io::BufRead as _;
+    let gz = file.extension().is_some_and(|e| e == "gz");
+    let mut lines: Box<dyn io::BufRead> = if gz {
+        Box::new(io::BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(File::open(file)?)))
     } else {
-        raw
+        Box::new(io::BufReader::with_capacity(256 << 10, File::open(file)?))
     };
-    let records = bytecount(&text);
-    let mut lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    let first_time = lines.next().and_then(|l| record_time(&String::from_utf8_lossy(l)));
-    let last_time = text
-        .split(|b| *b == b'\n')
-        .rev()
-        .find(|l| !l.is_empty())
-        .and_then(|l| record_time(&String::from_utf8_lossy(l)));
+    let (mut records, mut first_leaf, mut first_time) = (0u64, None, None);
+    let mut last: Vec<u8> = Vec::new();
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if lines.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        records += 1;
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if first_leaf.is_none() {
+            first_leaf = Some(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                audit_types::tlog::merkle::leaf_hash(text),
+            ));
+        }
+        if !text.is_empty() {
+            if first_time.is_none() {
+                // The first non-empty line's time (it may carry none).
+                first_time = Some(record_time(&String::from_utf8_lossy(text)));
+            }
+            last.clear();
+            last.extend_from_slice(text);
+        }
+    }
+    drop(lines);
+    // The hash is of the bytes on disk (compressed ones for a `.gz`).
+    let mut rest = File::open(file)?;
+    let mut raw = Sha256::new();
+    io::copy(&mut rest, &mut HashSink(&mut raw))?;
+    let sha256 = hex(&raw.finalize());
+    let last_time = (!last.is_empty()).then(|| record_time(&String::from_utf8_lossy(&last))).flatten();
     Ok(FileDeleted {
         appender: base.display().to_string(),
         file: file.display().to_string(),
         records,
-        first_time,
+        first_time: first_time.flatten(),
         last_time,
         sha256,
+        first_leaf,
     })
 }
 
-/// Lines of `text` (its newlines, plus a last line without one).
-fn bytecount(text: &[u8]) -> u64 {
-    let newlines = text.iter().filter(|b| **b == b'\n').count() as u64;
-    newlines + u64::from(!text.is_empty() && !text.ends_with(b"\n"))
+/// A writer into a hasher.
+struct HashSink<'a>(&'a mut Sha256);
+
+impl io::Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);
     for b in digest {
         use std::fmt::Write as _;
@@ -358,12 +387,12 @@ mod tests {
             .expect("write");
         let d = describe(&base, &file).expect("describe");
         assert_eq!((d.records, d.first_time.as_deref(), d.last_time.as_deref()), (3, Some("t1"), Some("t3")));
-        assert_eq!(d.sha256, hex_digest(&fs::read(&file).expect("read")));
+        assert_eq!(d.sha256, hex(&Sha256::digest(fs::read(&file).expect("read"))));
         compress(&file).expect("compress");
         let gz = dir.path().join("q.log.3.gz");
         assert!(!file.exists() && gz.exists());
         let d = describe(&base, &gz).expect("describe");
         assert_eq!(d.records, 3, "a compressed file is read through");
-        assert_eq!(d.sha256, hex_digest(&fs::read(&gz).expect("read")), "the hash of the bytes on disk");
+        assert_eq!(d.sha256, hex(&Sha256::digest(fs::read(&gz).expect("read"))), "the hash of the bytes on disk");
     }
 }

@@ -102,6 +102,8 @@ pub struct AuditSettings {
     pub durability: Durability,
     /// What a request whose records cannot be recorded gets (`onWriteFailure`, default CONTINUE).
     pub on_write_failure: OnWriteFailure,
+    /// Tamper evidence of the file appenders (`integrity`).
+    pub integrity: crate::integrity::Settings,
 }
 
 impl Default for AuditSettings {
@@ -112,6 +114,7 @@ impl Default for AuditSettings {
             cru_interval: DEFAULT_CRU_INTERVAL,
             durability: Durability::Written,
             on_write_failure: OnWriteFailure::Continue,
+            integrity: crate::integrity::Settings::default(),
         }
     }
 }
@@ -170,9 +173,10 @@ pub fn parse(section: Option<&Value>, connections: &Connections) -> Result<Audit
                 Some("REFUSE") => settings.on_write_failure = OnWriteFailure::Refuse,
                 _ => ctx.push("auditLog.onWriteFailure", "must be CONTINUE or REFUSE"),
             },
+            "integrity" => settings.integrity = integrity(value, &mut ctx),
             other => ctx.push(
                 format!("auditLog.{other}"),
-                "unknown key (known: settings, durability, onWriteFailure, computeResourceUsageIntervalSeconds)",
+                "unknown key (known: settings, durability, onWriteFailure, integrity, computeResourceUsageIntervalSeconds)",
             ),
         }
     }
@@ -192,6 +196,32 @@ pub fn parse(section: Option<&Value>, connections: &Connections) -> Result<Audit
         }
     }
     if ctx.problems.is_empty() { Ok(settings) } else { Err(ctx.problems) }
+}
+
+fn integrity(value: &Value, ctx: &mut Ctx) -> crate::integrity::Settings {
+    let mut out = crate::integrity::Settings::default();
+    let Some(o) = value.as_object() else {
+        ctx.push(
+            "auditLog.integrity",
+            "must be an object such as {\"enabled\": true, \"checkpointIntervalSeconds\": 10}",
+        );
+        return out;
+    };
+    for (k, v) in o {
+        match k.as_str() {
+            "enabled" => match v.as_bool() {
+                Some(b) => out.enabled = b,
+                None => ctx.push("auditLog.integrity.enabled", "must be true or false"),
+            },
+            "checkpointIntervalSeconds" => match v.as_u64().filter(|s| (1..=86_400).contains(s)) {
+                Some(s) => out.interval = Duration::from_secs(s),
+                None => ctx.push("auditLog.integrity.checkpointIntervalSeconds", "must be an integer from 1 to 86400"),
+            },
+            other => ctx
+                .push(format!("auditLog.integrity.{other}"), "unknown key (known: enabled, checkpointIntervalSeconds)"),
+        }
+    }
+    out
 }
 
 fn targets(value: &Value, ctx: &mut Ctx) -> Vec<TargetSpec> {

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use crate::Topic;
 use crate::commit::Ticket;
 use crate::delivery::{Delivery, DeliverySettings, Events, Sink, SinkMaker};
-use crate::message::Message;
+use crate::message::{Message, RoutingKey};
 use crate::writer::LogWriter;
 use audit_types::Filter;
 use config::{AuditSettings, TargetKind, TargetSpec};
@@ -41,6 +41,15 @@ struct Target {
     name: String,
     filter: Filter,
     route: Route,
+}
+
+impl Target {
+    /// Whether its filter takes the topic and key. A LOG4J target never
+    /// takes `audit-integrity`: checkpoints are about the files, and a
+    /// checkpoint written into them would grow the tree it signs.
+    fn takes(&self, topic: &Topic, key: Option<&RoutingKey>) -> bool {
+        self.filter.takes(topic, key) && !(matches!(self.route, Route::Log4j(_)) && *topic == Topic::AuditIntegrity)
+    }
 }
 
 /// The node's targets.
@@ -134,6 +143,7 @@ impl Dispatcher {
     pub fn wants(&self, topic: Topic) -> bool {
         self.targets.iter().any(|t| {
             t.filter.takes_topic(&topic)
+                && !(matches!(t.route, Route::Log4j(_)) && topic == Topic::AuditIntegrity)
                 && match &t.route {
                     Route::Log4j(Some(w)) => w.enabled(topic.target(), log::Level::Info),
                     Route::Log4j(None) => log::log_enabled!(target: topic.target(), log::Level::Info),
@@ -177,7 +187,7 @@ impl Dispatcher {
     pub fn routes(&self, msg: &Message) -> usize {
         self.targets
             .iter()
-            .filter(|t| t.filter.takes(&msg.topic, msg.routing_key.as_ref()))
+            .filter(|t| t.takes(&msg.topic, msg.routing_key.as_ref()))
             .filter(|t| match &t.route {
                 Route::Log4j(Some(w)) => w.enabled(msg.topic.target(), msg.level),
                 Route::Log4j(None) => log::log_enabled!(target: msg.topic.target(), msg.level),
@@ -191,7 +201,7 @@ impl Dispatcher {
     fn try_send_after(&self, msg: Message, ticket: Option<&Ticket>, stuck: &mut Vec<usize>) -> Result<(), Blocked> {
         let mut waiting = Vec::new();
         for (i, t) in self.targets.iter().enumerate() {
-            if !t.filter.takes(&msg.topic, msg.routing_key.as_ref()) {
+            if !t.takes(&msg.topic, msg.routing_key.as_ref()) {
                 continue;
             }
             if stuck.contains(&i) {

@@ -93,19 +93,21 @@ fn open(spec: &AppenderSpec, registry: &AppenderRegistry) -> std::io::Result<Box
             let target = if *stderr { Target::Stderr } else { Target::Stdout };
             Box::new(ConsoleAppender::builder().target(target).encoder(encoder).build())
         }
-        AppenderKind::File { path: p, append } => Box::new(FileAppender::new(&path(p), *append, encoder, registry)?),
+        AppenderKind::File { path: p, append } => {
+            Box::new(FileAppender::new(&spec.name, &path(p), *append, encoder, registry)?)
+        }
         AppenderKind::Rolling { path: p, append, max_size, max_backups, retention } => {
             let policy =
                 Policy { max_backups: Some(*max_backups), max_age: retention.max_age, compress: retention.compress };
-            Box::new(RollingFileAppender::new(&path(p), *append, *max_size, policy, encoder, registry)?)
+            Box::new(RollingFileAppender::new(&spec.name, &path(p), *append, *max_size, policy, encoder, registry)?)
         }
         AppenderKind::Daily { path: p, append, suffix_format, period, retention } => {
             let policy = Policy { max_backups: None, max_age: retention.max_age, compress: retention.compress };
             Box::new(DailyRollingFileAppender::new(
+                &spec.name,
                 &path(p),
                 *append,
-                suffix_format.clone(),
-                *period,
+                (suffix_format.clone(), *period),
                 policy,
                 encoder,
                 registry,

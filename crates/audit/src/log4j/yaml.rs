@@ -124,7 +124,13 @@ impl Deserialize for FileKind {
     type Config = FileKindConfig;
     fn deserialize(&self, c: FileKindConfig, d: &Deserializers) -> anyhow::Result<Box<dyn Append>> {
         let append = c.append.unwrap_or(true);
-        Ok(Box::new(FileAppender::new(Path::new(&c.path), append, encoder(c.encoder, d)?, &self.0)?))
+        Ok(Box::new(FileAppender::new(
+            &tree_name(&c.path),
+            Path::new(&c.path),
+            append,
+            encoder(c.encoder, d)?,
+            &self.0,
+        )?))
     }
 }
 
@@ -158,7 +164,15 @@ impl Deserialize for RollingKind {
         let (max_age, compress) = retention(c.max_backup_age.as_deref(), c.compress.as_deref())?;
         let policy = Policy { max_backups: Some(c.max_backup_index.unwrap_or(1)), max_age, compress };
         let encoder = encoder(c.encoder, d)?;
-        Ok(Box::new(RollingFileAppender::new(Path::new(&c.path), append, max_size, policy, encoder, &self.0)?))
+        Ok(Box::new(RollingFileAppender::new(
+            &tree_name(&c.path),
+            Path::new(&c.path),
+            append,
+            max_size,
+            policy,
+            encoder,
+            &self.0,
+        )?))
     }
 }
 
@@ -193,11 +207,25 @@ impl Deserialize for DailyKind {
         let policy = Policy { max_backups: None, max_age, compress };
         let encoder = encoder(c.encoder, d)?;
         let path = Path::new(&c.path);
-        Ok(Box::new(DailyRollingFileAppender::new(path, append, suffix, period, policy, encoder, &self.0)?))
+        Ok(Box::new(DailyRollingFileAppender::new(
+            &tree_name(&c.path),
+            path,
+            append,
+            (suffix, period),
+            policy,
+            encoder,
+            &self.0,
+        )?))
     }
 }
 
 /// `max_backup_age` and `compress` of a rolling kind.
+/// The tree name of a file appender configured in YAML (which gives
+/// appenders no name of their own here): its file's name.
+fn tree_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
 fn retention(age: Option<&str>, compress: Option<&str>) -> anyhow::Result<(Option<std::time::Duration>, bool)> {
     let age = age.map(super::model::age).transpose().map_err(anyhow::Error::msg)?;
     let compress = match compress {

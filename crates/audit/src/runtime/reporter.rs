@@ -18,6 +18,10 @@
 //!   SHA-256): sent at once and waited for (written and synced where the
 //!   admin records go) before the retention thread may delete the file.
 //!
+//! - `audit-checkpoint` on `audit-integrity` for each checkpoint a file
+//!   appender's tree signed (origin, size, the signed note, the consistency
+//!   proof from the previous one), for the network targets.
+//!
 //! It runs on a thread of its own because sending may wait (a spool at its
 //! cap under BLOCK), and a delivery worker must never wait on its own queue.
 
@@ -121,6 +125,7 @@ fn run(node_id: &str, events: &Receiver<(String, Event)>, dispatcher: &Weak<Disp
                     announce_deletion(node_id, dispatcher, &deleted);
                     ack.done();
                 }
+                Event::Checkpoint(cp) => out.push(checkpoint_message(node_id, &cp)),
                 event => out.extend(message(node_id, &target, event, &mut pending)),
             }
         }
@@ -153,7 +158,7 @@ fn announce_deletion(node_id: &str, dispatcher: &Weak<Dispatcher>, d: &crate::re
         "audit-file-deleted",
         None,
         json!({"appender": d.appender, "file": d.file, "records": d.records, "firstRecordTime": d.first_time,
-               "lastRecordTime": d.last_time, "sha256": d.sha256}),
+               "lastRecordTime": d.last_time, "sha256": d.sha256, "firstLeafHash": d.first_leaf}),
     );
     let (ticket, receipt) = Ticket::new(true);
     if let Err(blocked) = dispatcher.try_send(msg, Some(&ticket)) {
@@ -163,6 +168,24 @@ fn announce_deletion(node_id: &str, dispatcher: &Weak<Dispatcher>, d: &crate::re
     if let Err(e) = receipt.wait_blocking() {
         log::error!("The deletion of {} could not be announced durably: {e}", d.file);
     }
+}
+
+/// `audit-checkpoint` on `audit-integrity`, with the node as routing key
+/// (the event server files it under `audit-integrity/<nodeId>/`).
+fn checkpoint_message(node_id: &str, cp: &crate::report::CheckpointReport) -> Message {
+    let key = audit_types::RoutingKey::new(node_id).ok();
+    let mut msg = Message::event(
+        Topic::AuditIntegrity,
+        Level::Info,
+        node_id,
+        "audit-checkpoint",
+        None,
+        json!({"routingKey": key.as_ref().map(audit_types::RoutingKey::as_str), "origin": cp.origin,
+               "treeSize": cp.size, "checkpoint": cp.note, "previousTreeSize": cp.previous_size,
+               "consistencyProof": cp.consistency_proof}),
+    );
+    msg.routing_key = key;
+    msg
 }
 
 fn message(node_id: &str, target: &str, event: Event, pending: &mut State) -> Option<Message> {
@@ -227,7 +250,7 @@ fn event_kind(target: &str, event: Event, state: &mut State) -> Kind {
             Kind::WriteRecovered { lost }
         }
         // Handled by the loop (it must be waited for).
-        Event::FileDeleted(..) => Kind::Counted,
+        Event::FileDeleted(..) | Event::Checkpoint(_) => Kind::Counted,
         Event::Rejected { reason, event_id, file } => {
             let p = state.rejections.entry(target.to_owned()).or_default();
             if p.last_report.is_none_or(|t| t.elapsed() >= REPORT_PERIOD) && p.count == 0 {

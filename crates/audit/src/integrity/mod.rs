@@ -1,0 +1,154 @@
+//! Tamper evidence of the audit files (docs/integrity.md "Tamper
+//! evidence"): each file appender's lines are the leaves of an RFC 6962
+//! tree that continues across rolls, restarts and crashes; its root is
+//! signed (Ed25519, C2SP signed notes) at checkpoints written beside the
+//! tree and sent on the `audit-integrity` topic; anyone with the public key
+//! can check the files offline ([`verify`]) and prove one record
+//! ([`prove`]).
+//!
+//! # Layout
+//!
+//! - this file: the settings, the signing key files, and [`Integrity`], the
+//!   context every file appender's tree shares (one per process, held by
+//!   the appender registry, with an exclusive lock on the state folder).
+//! - [`tree`]: one appender's tree while the node writes.
+//! - [`ledger`]: the tree's state on disk.
+//! - [`files`]: an appender's files read line by line.
+//! - [`trail`]: an appender's files, segments and checkpoints as found on disk.
+//! - [`verify`], [`prove`]: the offline checks of `apinode-admin`.
+//!
+//! Nothing here writes an audit file or decides what is recorded.
+
+pub mod files;
+pub mod ledger;
+pub mod prove;
+pub mod trail;
+pub mod tree;
+pub mod verify;
+
+pub use audit_types::tlog;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_types::tlog::note::{NoteSigner, NoteVerifier};
+
+/// `auditLog.integrity` of `config/server.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Trees and checkpoints are kept (`enabled`, default true).
+    pub enabled: bool,
+    /// A checkpoint is signed this often while a tree grows
+    /// (`checkpointIntervalSeconds`, default 10).
+    pub interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { enabled: true, interval: Duration::from_secs(10) }
+    }
+}
+
+/// The signing key, relative to the data directory (0600).
+pub const KEY_FILE: &str = "config/audit-signing.key";
+/// The verifier key, relative to the data directory.
+pub const PUBLIC_KEY_FILE: &str = "config/audit-signing.pub";
+/// The trees' state, relative to the data directory.
+pub const STATE_DIR: &str = "run/audit/integrity";
+
+/// The signer of `data_dir`, created with the name `node_id` at first use
+/// (`config/audit-signing.key`, 0600, and `config/audit-signing.pub`).
+///
+/// # Errors
+/// When the key cannot be read, parsed or created.
+pub fn signing_key(data_dir: &Path, node_id: &str) -> io::Result<NoteSigner> {
+    let path = data_dir.join(KEY_FILE);
+    let invalid = |e: audit_types::tlog::NoteError| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let signer = NoteSigner::parse(&text).map_err(invalid)?;
+            if signer.name() != node_id {
+                log::warn!(
+                    "{} is named {:?}, not the nodeId {node_id:?}: checkpoints stay signed under its name",
+                    path.display(),
+                    signer.name()
+                );
+            }
+            Ok(signer)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let signer = NoteSigner::from_seed(node_id, rand::random()).map_err(invalid)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let staged = path.with_extension("key.tmp");
+            let mut f = OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&staged)?;
+            io::Write::write_all(&mut f, format!("{}\n", signer.to_secret_text()).as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&staged, &path)?;
+            std::fs::write(data_dir.join(PUBLIC_KEY_FILE), format!("{}\n", signer.verifier().to_text()))?;
+            log::info!("Created the audit signing key {} ({})", path.display(), signer.verifier().to_text());
+            Ok(signer)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The verifier key of `data_dir` (from the signing key, else the `.pub`).
+///
+/// # Errors
+/// When neither can be read.
+pub fn public_key(data_dir: &Path) -> io::Result<NoteVerifier> {
+    let invalid = |e: audit_types::tlog::NoteError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    match std::fs::read_to_string(data_dir.join(KEY_FILE)) {
+        Ok(text) => Ok(NoteSigner::parse(&text).map_err(invalid)?.verifier()),
+        Err(_) => NoteVerifier::parse(&std::fs::read_to_string(data_dir.join(PUBLIC_KEY_FILE))?).map_err(invalid),
+    }
+}
+
+/// What every tree of a process shares.
+#[derive(Debug)]
+pub struct Integrity {
+    /// The node's id (the first part of each origin).
+    pub node_id: String,
+    /// Signs checkpoints.
+    pub signer: NoteSigner,
+    /// The data directory (live files under it are recorded relative to it,
+    /// so that a copy of the directory verifies anywhere).
+    pub data_dir: PathBuf,
+    /// `run/audit/integrity`.
+    pub dir: PathBuf,
+    /// Checkpoint interval.
+    pub interval: Duration,
+    /// Held while this process owns the trees (the node, or `apinode-admin`
+    /// writing offline): two writers would fork a tree.
+    _lock: File,
+}
+
+impl Integrity {
+    /// The context for `data_dir`, waiting for the state folder's lock.
+    ///
+    /// # Errors
+    /// When the key or the folder cannot be read or created.
+    pub fn open(data_dir: &Path, node_id: &str, settings: &Settings) -> io::Result<Arc<Integrity>> {
+        let signer = signing_key(data_dir, node_id)?;
+        let dir = data_dir.join(STATE_DIR);
+        std::fs::DirBuilder::new().recursive(true).create(&dir)?;
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o640).open(dir.join(".lock"))?;
+        lock.lock()?;
+        Ok(Arc::new(Integrity {
+            node_id: node_id.to_owned(),
+            signer,
+            data_dir: data_dir.to_path_buf(),
+            dir,
+            interval: settings.interval,
+            _lock: lock,
+        }))
+    }
+}
