@@ -20,10 +20,10 @@ use crate::common::{data_dir, send};
 
 /// A small pseudo-random generator (xorshift), seeded from the clock and
 /// printed, so that a failing run can be replayed.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded(what: &str) -> Rng {
+    pub(crate) fn seeded(what: &str) -> Rng {
         let seed = std::env::var("APINODE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
         });
@@ -32,7 +32,7 @@ impl Rng {
     }
 
     /// A number in `lo..hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -70,7 +70,7 @@ fn lines(dir: &Path, prefix: &str) -> (Vec<Value>, Vec<String>) {
 }
 
 /// The request ids of the query records in `run/audit` (every line must parse).
-fn recorded_ids(node: &DssNode) -> BTreeMap<String, usize> {
+pub(crate) fn recorded_ids(node: &DssNode) -> BTreeMap<String, usize> {
     let (records, bad) = lines(&node.dir.path().join("run/audit"), "queries.log");
     assert!(bad.is_empty(), "{} lines do not parse, such as {:?}", bad.len(), &bad[..bad.len().min(3)]);
     let mut ids = BTreeMap::new();
@@ -84,7 +84,12 @@ fn recorded_ids(node: &DssNode) -> BTreeMap<String, usize> {
 /// Sends predictions with their own request ids (`<tag>-<client>-<i>`) from
 /// `clients` tasks until `stop`; returns the ids answered 200 and the other
 /// statuses seen.
-async fn load(base: String, tag: String, clients: usize, stop: Arc<AtomicBool>) -> (Vec<String>, BTreeMap<u16, u64>) {
+pub(crate) async fn load(
+    base: String,
+    tag: String,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, BTreeMap<u16, u64>) {
     let handles: Vec<_> = (0..clients)
         .map(|c| {
             let (base, tag, stop) = (base.clone(), tag.clone(), stop.clone());
@@ -133,7 +138,7 @@ async fn load(base: String, tag: String, clients: usize, stop: Arc<AtomicBool>) 
     (ok, other)
 }
 
-fn kill9(node: &DssNode) {
+pub(crate) fn kill9(node: &DssNode) {
     let pid = std::fs::read_to_string(node.dir.path().join("run/apinode.pid")).expect("pid file");
     let status = Command::new("kill").args(["-9", pid.trim()]).status().expect("kill");
     assert!(status.success());

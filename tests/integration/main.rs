@@ -15,6 +15,7 @@ mod dss;
 mod durability;
 mod errors;
 mod hostile;
+mod integrity;
 mod kafka;
 mod loading;
 mod parity;

@@ -73,6 +73,9 @@ pub struct EventServerConfig {
     pub fsync: Fsync,
     /// Deduplication window, hours.
     pub dedup_window_hours: u64,
+    /// Verifier keys of the nodes whose checkpoints are witnessed
+    /// (`witness.nodes`: nodeId → C2SP verifier key).
+    pub witness: std::collections::BTreeMap<String, audit_types::tlog::NoteVerifier>,
 }
 
 impl EventServerConfig {
@@ -93,6 +96,7 @@ impl EventServerConfig {
             max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
             fsync: Fsync::Always,
             dedup_window_hours: DEFAULT_DEDUP_WINDOW_HOURS,
+            witness: std::collections::BTreeMap::new(),
         }
     }
 
@@ -164,8 +168,9 @@ impl EventServerConfig {
                     Some(n) => c.dedup_window_hours = n,
                     None => p.push(format!("{f}: dedupWindowHours: must be a positive integer")),
                 },
+                "witness" => witness(v, &mut c, &mut p),
                 other => p.push(format!(
-                    "{f}: {other}: unknown key (known: port, bindAddress, auth, destinations, maxBatchBytes, maxBatchEvents, fsync, dedupWindowHours)"
+                    "{f}: {other}: unknown key (known: port, bindAddress, auth, destinations, maxBatchBytes, maxBatchEvents, fsync, dedupWindowHours, witness)"
                 )),
             }
         }
@@ -179,6 +184,28 @@ impl EventServerConfig {
             p.push(format!("{f}: auth.keys: auth.required is true but no key is configured"));
         }
         if p.is_empty() { Ok(c) } else { Err(p) }
+    }
+}
+
+fn witness(v: &Value, c: &mut EventServerConfig, p: &mut Vec<String>) {
+    let f = "config/eventserver.json: witness";
+    let Some(nodes) = v.as_object().and_then(|o| {
+        if let Some(other) = o.keys().find(|k| *k != "nodes") {
+            p.push(format!("{f}.{other}: unknown key (known: nodes)"));
+        }
+        o.get("nodes")?.as_object()
+    }) else {
+        p.push(format!("{f}: must be {{\"nodes\": {{\"<nodeId>\": \"<verifier key>\"}}}}"));
+        return;
+    };
+    for (node, key) in nodes {
+        match key.as_str().map(audit_types::tlog::NoteVerifier::parse) {
+            Some(Ok(k)) => {
+                c.witness.insert(node.clone(), k);
+            }
+            Some(Err(e)) => p.push(format!("{f}.nodes.{node}: {e}")),
+            None => p.push(format!("{f}.nodes.{node}: must be a verifier key (apinode-admin audit-public-key)")),
+        }
     }
 }
 

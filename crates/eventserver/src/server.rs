@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::config::EventServerConfig;
 use crate::ingest::{self, BatchError};
 use crate::store::Store;
+use crate::witness;
 
 /// What every request shares.
 #[derive(Debug)]
@@ -145,10 +146,26 @@ async fn ingest_events(
     }
     let origin = addr.ip().to_string();
     let for_store = server.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        for_store.store.lock().unwrap_or_else(PoisonError::into_inner).write(&events, &origin)
+    let written = tokio::task::spawn_blocking(move || -> Result<std::io::Result<crate::store::Outcome>, String> {
+        let mut store = for_store.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let roots_of = |e: &ingest::Event| store.routes(e).map(|d| d.root.clone()).collect();
+        let accepted = witness::check(&for_store.config.witness, &events, &roots_of, &|e| store.has(&e.event_id))?;
+        let outcome = store.write(&events, &origin);
+        if outcome.is_ok()
+            && let Err(e) = witness::keep(&accepted)
+        {
+            log::error!("Cannot keep the latest witnessed checkpoints: {e}");
+        }
+        Ok(outcome)
     })
     .await;
+    let written = match written {
+        Ok(Err(conflict)) => {
+            return Err(refused(Refusal::new(StatusCode::CONFLICT, "InconsistentCheckpoint", conflict)));
+        }
+        Ok(Ok(w)) => Ok(w),
+        Err(e) => Err(e),
+    };
     match written {
         Ok(Ok(o)) => {
             log::debug!("Stored {} events from {} ({} duplicates)", o.stored, addr.ip(), o.duplicates);

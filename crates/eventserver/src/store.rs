@@ -116,6 +116,11 @@ impl Store {
         self.destinations.iter().filter(|d| d.takes(&event.topic, event.routing_key.as_deref()))
     }
 
+    /// Whether an event with this id was stored already (within the window).
+    pub fn has(&self, event_id: &str) -> bool {
+        self.is_seen(hash(event_id))
+    }
+
     fn is_seen(&self, id: IdHash) -> bool {
         self.seen.values().any(|s| s.contains(&id))
     }

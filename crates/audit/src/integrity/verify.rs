@@ -178,8 +178,11 @@ fn checkpoints(
 }
 
 /// The roots at the checkpoint sizes that `leaves_of` lets compute:
-/// segment by segment, restarting from a segment's kept frontier after a
-/// gap. `None` for sizes inside a gap.
+/// segment by segment, starting from a segment's kept frontier only at the
+/// first segment or after a gap (a file that is gone). A file holding more
+/// or fewer lines than its segment does not restart anything: the lines
+/// after it shift, and the next roots differ from the signed ones. `None`
+/// for sizes inside a gap.
 fn roots_at(t: &Trail, sizes: &[u64], leaves_of: &dyn Fn(usize) -> Option<Vec<Hash>>) -> BTreeMap<u64, Option<Hash>> {
     let mut out: BTreeMap<u64, Option<Hash>> = sizes.iter().map(|s| (*s, None)).collect();
     let mut cur: Option<Frontier> = None;
@@ -189,7 +192,7 @@ fn roots_at(t: &Trail, sizes: &[u64], leaves_of: &dyn Fn(usize) -> Option<Vec<Ha
             cur = None;
             continue;
         };
-        if cur.as_ref().is_none_or(|c| c.size() != seg.start) {
+        if cur.is_none() {
             cur = Some(seg.frontier.clone());
         }
         let f = cur.as_mut().expect("set above");
@@ -237,7 +240,7 @@ fn check(
             problems.push(problem(
                 Kind::FileMissing,
                 None,
-                Some(1),
+                None,
                 format!(
                     "the file holding records {start}..{end} is gone and no retention deletion announced it{unknown}"
                 ),
