@@ -45,6 +45,9 @@ pub enum Event {
     /// A file appender's tree signed a checkpoint: send it to the network
     /// targets (topic `audit-integrity`).
     Checkpoint(Box<CheckpointReport>),
+    /// Answered once everything reported before it was handed on (a stop
+    /// waits for it before the network targets drain).
+    Barrier(Ack),
 }
 
 /// A signed checkpoint of one appender's tree (docs/integrity.md "Tamper
@@ -141,6 +144,17 @@ impl Events {
     /// Whether something reads the channel.
     pub fn is_read(&self) -> bool {
         self.read.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most `timeout`) until the reader has handed on everything
+    /// reported before now; returns at once when nothing reads.
+    pub fn barrier(&self, timeout: std::time::Duration) {
+        if !self.is_read() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        self.report("barrier", Event::Barrier(Ack::new(tx)));
+        let _ = rx.recv_timeout(timeout);
     }
 
     /// Reports `event` of `target` (nothing happens once the receiver is gone).

@@ -77,6 +77,8 @@ impl Drop for Unsettled {
 enum Msg {
     Record(OwnedRecord),
     Flush(mpsc::Sender<()>),
+    /// Commit, then sign and announce a checkpoint of every file's tree.
+    Checkpoint(mpsc::Sender<()>),
     Stop,
 }
 
@@ -321,6 +323,19 @@ pub struct LoggingGuard {
 }
 
 impl LoggingGuard {
+    /// Has the writer commit what it holds and sign a checkpoint of every
+    /// file's tree that grew, announced to the network targets; waits at
+    /// most `timeout`.
+    pub fn checkpoint(&self, timeout: Duration) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Msg::Checkpoint(tx)).is_ok() {
+            if let Some(t) = &self.thread {
+                t.thread().unpark();
+            }
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
+
     /// Drains the queue, writes and syncs every file, and stops the writer.
     /// Later records are written on the caller's thread.
     pub fn shutdown(mut self) {
@@ -517,6 +532,11 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
                     batch.commit(shared);
                     let _ = ack.send(());
                 }
+                Ok(Msg::Checkpoint(ack)) => {
+                    batch.commit(shared);
+                    shared.registry.checkpoint_files(true, true);
+                    let _ = ack.send(());
+                }
                 Ok(Msg::Stop) => stop = true,
                 Err(_) => break,
             }
@@ -530,7 +550,7 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
             }
             batch.sync = true;
             batch.commit(shared);
-            shared.registry.checkpoint_files(true);
+            shared.registry.checkpoint_files(true, false);
             return;
         }
         if got > 0 {
@@ -546,7 +566,7 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
             last_probe = Instant::now();
         }
         if last_checkpoint_look.elapsed() >= CHECKPOINT_LOOK {
-            shared.registry.checkpoint_files(false);
+            shared.registry.checkpoint_files(false, true);
             last_checkpoint_look = Instant::now();
         }
         if got > 0 {
@@ -570,10 +590,15 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
                     batch.commit(shared);
                     let _ = ack.send(());
                 }
+                Ok(Msg::Checkpoint(ack)) => {
+                    batch.commit(shared);
+                    shared.registry.checkpoint_files(true, true);
+                    let _ = ack.send(());
+                }
                 Ok(Msg::Stop) | Err(_) => {
                     batch.sync = true;
                     batch.commit(shared);
-                    shared.registry.checkpoint_files(true);
+                    shared.registry.checkpoint_files(true, false);
                     return;
                 }
             }

@@ -94,6 +94,11 @@ impl LogFile {
     /// reported and the file is written without one).
     pub fn attach_tree(&mut self, name: &str) {
         let Some(ctx) = self.registry.integrity() else { return };
+        if !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
+            // A device or a pipe (`/dev/stdout`) is not a file one can verify.
+            log::info!("Audit integrity: {} is not a regular file; its lines get no tree", self.path.display());
+            return;
+        }
         match crate::integrity::tree::AppenderTree::open(&ctx, name, &self.path) {
             Ok((tree, again)) => {
                 self.tree = Some(tree);
@@ -115,8 +120,10 @@ impl LogFile {
     }
 
     /// Writes and syncs what is buffered, then signs a checkpoint of its
-    /// tree (if it grew) and reports it for the network targets.
-    pub fn checkpoint(&mut self) {
+    /// tree (if it grew) and, with `announce`, reports it for the network
+    /// targets (the last one of a run is only written: the next start
+    /// sends it).
+    pub fn checkpoint(&mut self, announce: bool) {
         if self.tree.is_none() {
             return;
         }
@@ -126,7 +133,9 @@ impl LogFile {
             return;
         }
         let Some(tree) = self.tree.as_mut() else { return };
-        if let Some(report) = tree.checkpoint() {
+        if let Some(report) = tree.checkpoint()
+            && announce
+        {
             let origin = report.origin.clone();
             self.registry.events().report(&origin, crate::report::Event::Checkpoint(Box::new(report)));
         }

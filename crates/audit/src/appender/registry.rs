@@ -171,15 +171,16 @@ impl AppenderRegistry {
     }
 
     /// Signs a checkpoint of every file whose tree grew: those whose
-    /// interval passed, or all of them (`all`, at stop).
-    pub fn checkpoint_files(&self, all: bool) {
+    /// interval passed, or all of them (`all`); `announce` sends them to
+    /// the network targets (the writer's very last ones are only written).
+    pub fn checkpoint_files(&self, all: bool, announce: bool) {
         if lock(&self.inner.integrity).is_none() {
             return;
         }
         for f in self.files() {
             let mut f = lock(&f);
             if all || f.checkpoint_due() {
-                f.checkpoint();
+                f.checkpoint(announce);
             }
         }
     }

@@ -25,7 +25,7 @@ mod reporter;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -343,7 +343,9 @@ impl AuditRuntime {
         })
     }
 
-    /// Stops in order, once: network targets deliver or spool what they hold
+    /// Stops in order, once: with integrity on, every file's tree signs a
+    /// checkpoint that the reporter hands to the network targets; network
+    /// targets deliver or spool what they hold
     /// (trying destinations until `deadline`; later messages go straight to
     /// their spools), entity audit the same, the writer drains its queue and
     /// writes and syncs every file (later records are written by their
@@ -353,6 +355,14 @@ impl AuditRuntime {
     pub fn shutdown(&self, deadline: Instant) {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
+        }
+        if self.registry.integrity().is_some() {
+            // Last checkpoints first, handed to the network targets before
+            // they drain: a clean stop leaves the witness up to date.
+            if let Some(g) = self.guard.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                g.checkpoint(Duration::from_secs(5));
+            }
+            self.registry.events().barrier(Duration::from_secs(5));
         }
         self.dispatcher.shutdown(deadline);
         if let Some(k) = &self.entity.kafka {

@@ -126,6 +126,10 @@ fn run(node_id: &str, events: &Receiver<(String, Event)>, dispatcher: &Weak<Disp
                     ack.done();
                 }
                 Event::Checkpoint(cp) => out.push(checkpoint_message(node_id, &cp)),
+                Event::Barrier(ack) => {
+                    send_all(dispatcher, std::mem::take(&mut out));
+                    ack.done();
+                }
                 event => out.extend(message(node_id, &target, event, &mut pending)),
             }
         }
@@ -250,7 +254,7 @@ fn event_kind(target: &str, event: Event, state: &mut State) -> Kind {
             Kind::WriteRecovered { lost }
         }
         // Handled by the loop (it must be waited for).
-        Event::FileDeleted(..) | Event::Checkpoint(_) => Kind::Counted,
+        Event::FileDeleted(..) | Event::Checkpoint(_) | Event::Barrier(_) => Kind::Counted,
         Event::Rejected { reason, event_id, file } => {
             let p = state.rejections.entry(target.to_owned()).or_default();
             if p.last_report.is_none_or(|t| t.elapsed() >= REPORT_PERIOD) && p.count == 0 {
