@@ -158,7 +158,7 @@ impl Append for DailyRollingFileAppender {
         if now >= state.next_rollover {
             let path = file.path().to_path_buf();
             file.flush()?;
-            file.checkpoint(true);
+            file.checkpoint(true, false);
             if state.scheduled.exists() {
                 // log4j would replace it, deleting its records unannounced:
                 // it is kept under a unique name instead.

@@ -94,7 +94,7 @@ impl RollingFileAppender {
     fn roll(&self, file: &mut LogFile) -> std::io::Result<()> {
         file.flush()?;
         file.sync()?;
-        file.checkpoint(true);
+        file.checkpoint(true, false);
         let base = file.path().to_path_buf();
         let staged = retention::staged_name(&base);
         std::fs::rename(&base, &staged)?;

@@ -119,25 +119,23 @@ impl LogFile {
         self.tree.as_ref().is_some_and(crate::integrity::tree::AppenderTree::due)
     }
 
-    /// Writes and syncs what is buffered, then signs a checkpoint of its
-    /// tree (if it grew) and, with `announce`, reports it for the network
-    /// targets (the last one of a run is only written: the next start
-    /// sends it).
-    pub fn checkpoint(&mut self, announce: bool) {
+    /// Writes what is buffered and takes a checkpoint of its tree (if it
+    /// grew), finished on the integrity thread: synced, signed, written
+    /// and, with `announce`, reported for the network targets (the last
+    /// one of a run is only written: the next start sends it). With `wait`,
+    /// returns once it is done.
+    pub fn checkpoint(&mut self, announce: bool, wait: bool) {
         if self.tree.is_none() {
             return;
         }
-        let synced = self.flush().and_then(|()| self.sync());
-        if let Err(e) = synced {
-            log::error!("Audit integrity: {} cannot be synced for a checkpoint: {e}", self.path.display());
+        if let Err(e) = self.flush() {
+            log::error!("Audit integrity: {} cannot be written for a checkpoint: {e}", self.path.display());
             return;
         }
-        let Some(tree) = self.tree.as_mut() else { return };
-        if let Some(report) = tree.checkpoint()
-            && announce
-        {
-            let origin = report.origin.clone();
-            self.registry.events().report(&origin, crate::report::Event::Checkpoint(Box::new(report)));
+        let handle = self.file.try_clone().ok();
+        let (Some(tree), Some(ctx)) = (self.tree.as_mut(), self.registry.integrity()) else { return };
+        if let Some(pending) = tree.prepare(handle) {
+            ctx.submit(pending, announce.then(|| self.registry.events()), wait);
         }
     }
 

@@ -170,9 +170,10 @@ impl AppenderRegistry {
         lock(&self.inner.integrity).clone()
     }
 
-    /// Signs a checkpoint of every file whose tree grew: those whose
-    /// interval passed, or all of them (`all`); `announce` sends them to
-    /// the network targets (the writer's very last ones are only written).
+    /// Takes a checkpoint of every file whose tree grew: those whose
+    /// interval passed, or all of them and waiting until they are signed
+    /// (`all`, at stop); `announce` sends them to the network targets (the
+    /// writer's very last ones are only written).
     pub fn checkpoint_files(&self, all: bool, announce: bool) {
         if lock(&self.inner.integrity).is_none() {
             return;
@@ -180,7 +181,7 @@ impl AppenderRegistry {
         for f in self.files() {
             let mut f = lock(&f);
             if all || f.checkpoint_due() {
-                f.checkpoint(announce);
+                f.checkpoint(announce, all);
             }
         }
     }

@@ -5,7 +5,7 @@
 //! Reads only; never changes a file.
 
 use std::fs::File;
-use std::io::{self, BufRead as _, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use audit_types::tlog::merkle::{Hash, leaf_hash};
@@ -43,23 +43,132 @@ fn reader(path: &Path) -> io::Result<Box<dyn Read>> {
 
 /// Calls `f` with each line of `path` (without its newline; a last line
 /// without one counts too), decompressing `.gz` files. Stops early when
-/// `f` returns false.
+/// `f` returns false. Reads 1 MiB at a time and splits with `memchr`.
 ///
 /// # Errors
 /// The I/O error.
 pub fn for_each_line(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
-    let mut r = BufReader::with_capacity(256 << 10, reader(path)?);
-    let mut line = Vec::with_capacity(1024);
+    let mut r = reader(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    // Bytes of a line not finished in the previous read.
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            let keep_going = if carry.is_empty() {
+                f(&chunk[start..end])
+            } else {
+                carry.extend_from_slice(&chunk[start..end]);
+                let go = f(&carry);
+                carry.clear();
+                go
+            };
+            if !keep_going {
+                return Ok(());
+            }
+            start = end + 1;
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if !f(text) {
-            return Ok(());
-        }
+        carry.extend_from_slice(&chunk[start..]);
     }
+    if !carry.is_empty() {
+        f(&carry);
+    }
+    Ok(())
+}
+
+/// One chunk hashed: its index, its leaves, the lines found in it.
+type Hashed = (usize, Vec<Hash>, Vec<Vec<u8>>);
+
+/// The leaf hash of every line of `path`, and the lines `finder` finds
+/// (the verifier's `audit-file-deleted` records), in one read. This thread
+/// reads chunks of whole lines into a few recycled buffers; the other
+/// threads hash them (SHA-256 of every line is most of verification's time).
+///
+/// # Errors
+/// The I/O error.
+pub fn scan(path: &Path, finder: Option<&memchr::memmem::Finder<'_>>) -> io::Result<(Vec<Hash>, Vec<Vec<u8>>)> {
+    use std::sync::{Mutex, PoisonError, mpsc};
+    const CHUNK: usize = 2 << 20;
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(1, 8);
+    let mut r = reader(path)?;
+    let (to_workers, jobs) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
+    let jobs = Mutex::new(jobs);
+    let (to_reader, free) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..=workers {
+        let _ = to_reader.send(Vec::with_capacity(CHUNK + (64 << 10)));
+    }
+    let done: Mutex<Vec<Hashed>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> io::Result<()> {
+        for _ in 0..workers {
+            let to_reader = to_reader.clone();
+            let (jobs, done) = (&jobs, &done);
+            scope.spawn(move || {
+                while let Ok((i, chunk)) = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+                    let (mut leaves, mut found) = (Vec::with_capacity(chunk.len() / 512), Vec::new());
+                    let mut start = 0;
+                    let mut line = |l: &[u8]| {
+                        leaves.push(leaf_hash(l));
+                        if finder.is_some_and(|f| f.find(l).is_some()) {
+                            found.push(l.to_vec());
+                        }
+                    };
+                    for end in memchr::memchr_iter(b'\n', &chunk) {
+                        line(&chunk[start..end]);
+                        start = end + 1;
+                    }
+                    if start < chunk.len() {
+                        line(&chunk[start..]);
+                    }
+                    done.lock().unwrap_or_else(PoisonError::into_inner).push((i, leaves, found));
+                    let _ = to_reader.send(chunk);
+                }
+            });
+        }
+        let mut carry: Vec<u8> = Vec::new();
+        let mut index = 0;
+        let result = loop {
+            let Ok(mut buf) = free.recv() else { break Ok(()) };
+            buf.clear();
+            buf.append(&mut carry);
+            let want = (CHUNK.saturating_sub(buf.len())) as u64;
+            let n = match (&mut r).take(want).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            if n == 0 {
+                if !buf.is_empty() {
+                    let _ = to_workers.send((index, buf));
+                }
+                break Ok(());
+            }
+            if let Some(last) = memchr::memrchr(b'\n', &buf) {
+                carry.extend_from_slice(&buf[last + 1..]);
+                buf.truncate(last + 1);
+                let _ = to_workers.send((index, buf));
+                index += 1;
+            } else {
+                carry = buf;
+            }
+        };
+        drop(to_workers);
+        result
+    })?;
+    let mut parts = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    parts.sort_by_key(|(i, _, _)| *i);
+    let mut leaves = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+    let mut found = Vec::new();
+    for (_, l, f) in parts {
+        leaves.extend(l);
+        found.extend(f);
+    }
+    Ok((leaves, found))
 }
 
 /// The leaf hash of every line of `path`.
@@ -67,12 +176,7 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(&[u8]) -> bool) -> io::Resul
 /// # Errors
 /// The I/O error.
 pub fn leaves(path: &Path) -> io::Result<Vec<Hash>> {
-    let mut out = Vec::new();
-    for_each_line(path, |l| {
-        out.push(leaf_hash(l));
-        true
-    })?;
-    Ok(out)
+    scan(path, None).map(|(l, _)| l)
 }
 
 /// The leaf hash of the first line of `path`, if it has one.

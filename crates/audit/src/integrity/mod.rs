@@ -32,10 +32,12 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use audit_types::tlog::note::{NoteSigner, NoteVerifier};
+
+use crate::report::{Event, Events};
 
 /// `auditLog.integrity` of `config/server.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,9 +128,37 @@ pub struct Integrity {
     pub dir: PathBuf,
     /// Checkpoint interval.
     pub interval: Duration,
-    /// Held while this process owns the trees (the node, or `apinode-admin`
-    /// writing offline): two writers would fork a tree.
+    /// Held while this process owns the trees: two writers would fork a tree.
     _lock: File,
+    /// The integrity thread's queue: syncing, proving and signing happen
+    /// there, so that the writer thread only takes a snapshot.
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+/// A checkpoint to finish on the integrity thread.
+struct Job {
+    pending: tree::Pending,
+    /// Where to report it (none: only written, sent at the next start).
+    report: Option<Events>,
+    /// Answered once it is done.
+    done: Option<mpsc::Sender<()>>,
+}
+
+fn run_jobs(signer: &NoteSigner, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        let origin = job.pending.origin().to_owned();
+        match job.pending.finish(signer) {
+            Ok(report) => {
+                if let Some(events) = &job.report {
+                    events.report(&origin, Event::Checkpoint(Box::new(report)));
+                }
+            }
+            Err(e) => log::error!("Audit integrity of {origin}: the checkpoint could not be signed and kept: {e}"),
+        }
+        if let Some(done) = job.done {
+            let _ = done.send(());
+        }
+    }
 }
 
 impl Integrity {
@@ -142,6 +172,9 @@ impl Integrity {
         std::fs::DirBuilder::new().recursive(true).create(&dir)?;
         let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o640).open(dir.join(".lock"))?;
         lock.lock()?;
+        let (tx, rx) = mpsc::channel();
+        let for_thread = signer.clone();
+        std::thread::Builder::new().name("audit-integrity".into()).spawn(move || run_jobs(&for_thread, &rx))?;
         Ok(Arc::new(Integrity {
             node_id: node_id.to_owned(),
             signer,
@@ -149,6 +182,17 @@ impl Integrity {
             dir,
             interval: settings.interval,
             _lock: lock,
+            jobs: Mutex::new(tx),
         }))
+    }
+
+    /// Finishes `pending` on the integrity thread, reporting it on `report`
+    /// when given; with `wait`, returns once it is done (at most 10 s).
+    pub fn submit(&self, pending: tree::Pending, report: Option<Events>, wait: bool) {
+        let (tx, rx) = mpsc::channel();
+        let job = Job { pending, report, done: wait.then_some(tx) };
+        if self.jobs.lock().unwrap_or_else(PoisonError::into_inner).send(job).is_ok() && wait {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
     }
 }

@@ -41,6 +41,42 @@ pub struct Trail {
     pub files: Vec<Option<SegmentFile>>,
     /// Files beside the live one that hold no known segment.
     pub unknown: Vec<PathBuf>,
+    /// Its lines that announce a deleted file (`audit-file-deleted`).
+    pub announced: Vec<Vec<u8>>,
+}
+
+/// The marker of the lines [`Trail::announced`] keeps.
+const DELETED: &[u8] = b"\"audit-file-deleted\"";
+
+/// What scanning one file gives: its leaves and its announcement lines.
+type Scanned = std::io::Result<(Vec<Hash>, Vec<Vec<u8>>)>;
+
+/// Scans `paths` on every core (hashing is most of verification's time).
+fn scan_all(paths: Vec<PathBuf>) -> Vec<(PathBuf, Scanned)> {
+    use std::sync::{Mutex, PoisonError};
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).min(paths.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let finder = memchr::memmem::Finder::new(DELETED);
+    let slots: Vec<Mutex<Option<Scanned>>> = paths.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(files::scan(path, Some(&finder)));
+                }
+            });
+        }
+    });
+    paths
+        .into_iter()
+        .zip(slots)
+        .map(|(p, slot)| {
+            let r = slot.into_inner().unwrap_or_else(PoisonError::into_inner);
+            (p, r.unwrap_or_else(|| Err(std::io::Error::other("not scanned"))))
+        })
+        .collect()
 }
 
 impl Trail {
@@ -57,11 +93,13 @@ impl Trail {
         let by_first: HashMap<Hash, usize> = segments.iter().enumerate().map(|(i, s)| (s.first_leaf, i)).collect();
         let mut found: Vec<Option<SegmentFile>> = vec![None; segments.len()];
         let mut unknown = Vec::new();
-        for path in files::siblings(&live) {
-            let Ok(leaves) = files::leaves(&path) else {
+        let mut announced = Vec::new();
+        for (path, scanned) in scan_all(files::siblings(&live)) {
+            let Ok((leaves, lines)) = scanned else {
                 unknown.push(path);
                 continue;
             };
+            announced.extend(lines);
             if leaves.is_empty() {
                 continue;
             }
@@ -88,7 +126,7 @@ impl Trail {
             }
         }
         let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Trail { name, origin: meta.origin, live, ledger, segments, files: found, unknown: still })
+        Ok(Trail { name, origin: meta.origin, live, ledger, segments, files: found, unknown: still, announced })
     }
 
     /// The segment range `[start, end)` of segment `i` as the ledger says
@@ -196,28 +234,18 @@ pub struct Deletion {
 /// Every announced deletion in `trails`' files, by the first leaf of the
 /// file deleted.
 pub fn deletions(trails: &[Trail]) -> HashMap<Hash, Deletion> {
-    let finder = memchr::memmem::Finder::new(b"\"audit-file-deleted\"");
     let mut out = HashMap::new();
-    for t in trails {
-        for f in t.files.iter().flatten() {
-            let _ = files::for_each_line(&f.path, |line| {
-                if finder.find(line).is_some()
-                    && let Some(start) = memchr::memchr(b'{', line)
-                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line[start..])
-                {
-                    let v = v.get("message").filter(|m| m.is_object()).unwrap_or(&v);
-                    let leaf =
-                        v["firstLeafHash"].as_str().and_then(|h| B64.decode(h).ok()).and_then(|h| h.try_into().ok());
-                    if let Some(leaf) = leaf {
-                        let d = Deletion {
-                            file: v["file"].as_str().unwrap_or_default().to_owned(),
-                            records: v["records"].as_u64().unwrap_or_default(),
-                        };
-                        out.insert(leaf, d);
-                    }
-                }
-                true
-            });
+    for line in trails.iter().flat_map(|t| &t.announced) {
+        let Some(start) = memchr::memchr(b'{', line) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line[start..]) else { continue };
+        let v = v.get("message").filter(|m| m.is_object()).unwrap_or(&v);
+        let leaf = v["firstLeafHash"].as_str().and_then(|h| B64.decode(h).ok()).and_then(|h| h.try_into().ok());
+        if let Some(leaf) = leaf {
+            let d = Deletion {
+                file: v["file"].as_str().unwrap_or_default().to_owned(),
+                records: v["records"].as_u64().unwrap_or_default(),
+            };
+            out.insert(leaf, d);
         }
     }
     out

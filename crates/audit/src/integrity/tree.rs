@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use audit_types::tlog::merkle::{Frontier, Hash, Known, leaf_hash};
-use audit_types::tlog::note::Checkpoint;
+use audit_types::tlog::note::{Checkpoint, NoteSigner};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -233,49 +233,35 @@ impl AppenderTree {
         self.frontier.size() > self.last.as_ref().map_or(0, Frontier::size)
     }
 
-    /// Signs a checkpoint of the tree as it is, if it grew since the last
-    /// one; the caller has synced the file. Writes it to the ledger and
-    /// returns what to send to the network targets.
-    pub fn checkpoint(&mut self) -> Option<CheckpointReport> {
+    /// Takes what a checkpoint of the tree as it is needs, if it grew since
+    /// the last one: cheap, on the writer thread (the leaves are handed to
+    /// the OS; syncing, proving and signing happen in [`Pending::finish`],
+    /// on the integrity thread). `file` is a handle on the appender's file,
+    /// to be synced before the root is signed.
+    pub fn prepare(&mut self, file: Option<File>) -> Option<Pending> {
         self.last_at = Instant::now();
         if !self.grew() {
             return None;
         }
-        if let Err(e) = self.flush_leaves() {
-            self.complain(&e);
-            return None;
-        }
-        let size = self.frontier.size();
-        let cp = Checkpoint { origin: self.origin.clone(), size, root: self.frontier.root() };
-        let note = self.ctx.signer.sign(&cp.body());
-        let (previous, proof) = match &self.last {
-            Some(old) => {
-                let source = LedgerLeaves { ledger: &self.ledger, segments: &self.segments };
-                match Known::new(old, &source).consistency_proof(old.size(), size) {
-                    Ok(p) => (Some(old.size()), p),
-                    Err(e) => {
-                        log::error!(
-                            "Audit integrity of {}: no consistency proof from {}: {e}",
-                            self.origin,
-                            old.size()
-                        );
-                        (None, Vec::new())
-                    }
-                }
+        let mut sync: Vec<File> = file.into_iter().collect();
+        if let Some(w) = self.leaves.as_mut() {
+            if let Err(e) = w.flush() {
+                self.complain(&e);
+                return None;
             }
-            None => (None, Vec::new()),
-        };
-        if let Err(e) = self.ledger.add_checkpoint(&note) {
-            self.complain(&e);
-            return None;
+            sync.extend(w.get_ref().try_clone().ok());
         }
-        self.last = Some(self.frontier.clone());
-        Some(CheckpointReport {
-            origin: self.origin.clone(),
-            size,
-            note,
-            previous_size: previous,
-            consistency_proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        let previous = self.last.replace(self.frontier.clone());
+        Some(Pending {
+            ledger: self.ledger.clone(),
+            segments: self.segments.clone(),
+            checkpoint: Checkpoint {
+                origin: self.origin.clone(),
+                size: self.frontier.size(),
+                root: self.frontier.root(),
+            },
+            previous,
+            sync,
         })
     }
 
@@ -303,4 +289,59 @@ fn rolled_leaves(ledger: &Ledger, live: &Path, last: &Segment) -> Vec<Hash> {
         }
     }
     ledger.read_leaves(last.start).unwrap_or_default()
+}
+
+/// A checkpoint taken on the writer thread, to be synced, proven, signed
+/// and written on the integrity thread.
+#[derive(Debug)]
+pub struct Pending {
+    ledger: Ledger,
+    segments: Vec<Segment>,
+    checkpoint: Checkpoint,
+    /// The frontier at the previous checkpoint (the proof starts there).
+    previous: Option<Frontier>,
+    /// The appender's file and the leaves file, synced before signing.
+    sync: Vec<File>,
+}
+
+impl Pending {
+    /// The tree's origin.
+    pub fn origin(&self) -> &str {
+        &self.checkpoint.origin
+    }
+
+    /// Syncs, signs with `signer`, proves consistency with the previous
+    /// checkpoint, writes the note to the ledger; the report to send.
+    ///
+    /// # Errors
+    /// When a file cannot be synced or the note written (nothing is signed
+    /// then, or the note is not kept).
+    pub fn finish(self, signer: &NoteSigner) -> io::Result<CheckpointReport> {
+        for f in &self.sync {
+            f.sync_data()?;
+        }
+        let cp = &self.checkpoint;
+        let note = signer.sign(&cp.body());
+        let (previous_size, proof) = match &self.previous {
+            Some(old) => {
+                let source = LedgerLeaves { ledger: &self.ledger, segments: &self.segments };
+                match Known::new(old, &source).consistency_proof(old.size(), cp.size) {
+                    Ok(p) => (Some(old.size()), p),
+                    Err(e) => {
+                        log::error!("Audit integrity of {}: no consistency proof from {}: {e}", cp.origin, old.size());
+                        (None, Vec::new())
+                    }
+                }
+            }
+            None => (None, Vec::new()),
+        };
+        self.ledger.add_checkpoint(&note)?;
+        Ok(CheckpointReport {
+            origin: cp.origin.clone(),
+            size: cp.size,
+            note,
+            previous_size,
+            consistency_proof: proof.iter().map(|h| B64.encode(h)).collect(),
+        })
+    }
 }
