@@ -6,6 +6,7 @@ release_binary() {
     if [[ ! -x "$bin" ]] || [[ -n "$(find "$REPO/crates" "$REPO/src" "$REPO/bin/log4j.properties" "$REPO/Cargo.toml" "$REPO/Cargo.lock" \
             -newer "$bin" -type f -print -quit 2>/dev/null)" ]]; then
         echo "Building $1 (release); the first build takes a few minutes..." >&2
+        "$REPO/tools/setup-build-deps"
         (cd "$REPO" && cargo build --release --bin "$1" >&2)
     fi
     echo "$bin"

@@ -300,7 +300,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 body["dispatch"] = json!({"dispatchKey": k});
             }
             let url = format!("{}/public/api/v1/{service}/{endpoint}/predict", ctx.base()?);
-            let answer = http(reqwest::blocking::Client::new().post(url).json(&body))?;
+            let answer = http(ctx.client()?.post(url).json(&body))?;
             out!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(())
         }
@@ -325,7 +325,31 @@ impl Ctx {
         let port = std::fs::read_to_string(&port_file).with_context(|| {
             format!("the node does not seem to run on {} (./bin/dss start)", self.data_dir.display())
         })?;
-        Ok(format!("http://127.0.0.1:{}", port.trim()))
+        let scheme = if self.tls().is_some() { "https" } else { "http" };
+        Ok(format!("{scheme}://127.0.0.1:{}", port.trim()))
+    }
+
+    /// The node's `tls` settings, when it serves HTTPS.
+    fn tls(&self) -> Option<serve::TlsSettings> {
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let config =
+            crate::config::ServerConfig::load(&self.data_dir, &env, crate::config::Overrides::default()).ok()?;
+        config.tls.map(|t| t.resolved(&self.data_dir))
+    }
+
+    /// An HTTP client for the node: over HTTPS it trusts exactly the node's
+    /// own certificate (no host name to match on 127.0.0.1) and presents
+    /// `tls.clientCertFile` when the node asks for a client certificate.
+    fn client(&self) -> anyhow::Result<reqwest::blocking::Client> {
+        let Some(tls) = self.tls() else { return Ok(reqwest::blocking::Client::new()) };
+        let identity = tls.tool_identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        if tls.files.client_ca_file.is_some() && identity.is_none() {
+            bail!(
+                "the node asks for client certificates (tls.clientCaFile): set tls.clientCertFile and tls.clientKeyFile in config/server.json for apinode-admin"
+            );
+        }
+        let config = serve::tls::client_config(None, Some(&tls.files.cert_file), identity)?;
+        Ok(reqwest::blocking::Client::builder().use_preconfigured_tls(config).build()?)
     }
 
     fn key(&self) -> anyhow::Result<String> {
@@ -340,7 +364,7 @@ impl Ctx {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}/admin/api/{path}", self.base()?);
-        let client = reqwest::blocking::Client::new();
+        let client = self.client()?;
         let mut request =
             client.request(reqwest::Method::from_bytes(method.as_bytes())?, url).basic_auth(self.key()?, Some(""));
         if let Some(b) = body {

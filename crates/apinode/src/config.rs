@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// Folders generation archives may be imported from (`importRoots`;
     /// empty: the data directory and the system's temporary folder).
     pub import_roots: Vec<PathBuf>,
+    /// HTTPS (`tls`; none: plain HTTP), docs/security.md "TLS".
+    pub tls: Option<serve::TlsSettings>,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             entity_audit: EntityAudit::default(),
             limits: Limits::default(),
             import_roots: Vec::new(),
+            tls: None,
             unused_keys: Vec::new(),
         }
     }
@@ -270,7 +273,9 @@ impl ServerConfig {
                 return Err(p);
             }
         };
-        Self::validate(text.as_deref(), env, overrides)
+        let mut config = Self::validate(text.as_deref(), env, overrides)?;
+        config.audit.resolve_paths(data_dir);
+        Ok(config)
     }
 
     /// Validates the file's text (if any), the environment and the overrides.
@@ -310,6 +315,15 @@ impl ServerConfig {
                 "kafkaConnections" => {}
                 "audit" => config.entity_audit = entity_audit(value, &config.kafka, &mut problems),
                 "limits" => config.limits = limits(value, &mut problems),
+                // Relative paths stay relative: the data directory is joined at start.
+                "tls" => match serve::tls::parse_settings(value, Path::new("")) {
+                    Ok(t) => config.tls = Some(t),
+                    Err(found) => {
+                        for (path, message) in found {
+                            problems.push(format!("{file}: {path}"), message);
+                        }
+                    }
+                },
                 "importRoots" => match value.as_array() {
                     Some(list) if list.iter().all(|v| v.as_str().is_some_and(|s| Path::new(s).is_absolute())) => {
                         config.import_roots = list.iter().filter_map(Value::as_str).map(PathBuf::from).collect();

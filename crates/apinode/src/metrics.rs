@@ -9,26 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
-/// Counters of the server, for the metrics.
-#[derive(Debug, Default)]
-pub struct ServeStats {
-    /// Connections accepted.
-    pub accepted: AtomicU64,
-    /// Connections closed at once because `maxConnections` were open.
-    pub refused: AtomicU64,
-    /// Connections closed for idleness or a slow request head.
-    pub timed_out: AtomicU64,
-    /// Connections open now.
-    pub open: AtomicU64,
-}
-
-impl ServeStats {
-    /// The counters as JSON.
-    pub fn snapshot(&self) -> Value {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        json!({"accepted": load(&self.accepted), "refused": load(&self.refused), "timedOut": load(&self.timed_out), "open": load(&self.open)})
-    }
-}
+/// Counters of the server, for the metrics (the accept loop's own).
+pub use serve::ServeStats;
 
 const BUCKETS: usize = 40;
 

@@ -37,6 +37,9 @@ pub enum StartError {
     /// The admin keys could not be read or the local secret written.
     #[error(transparent)]
     Keys(#[from] crate::auth::admin_keys::KeyStoreError),
+    /// The TLS certificate, key or CA cannot be used.
+    #[error("config/server.json: tls: {0}")]
+    Tls(#[from] serve::TlsError),
     /// A file or socket operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -120,7 +123,24 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     log::info!("Audit targets: {:?}", audit.dispatcher());
     let started_at = crate::audit_log::now();
     let addr = SocketAddr::new(config.bind, config.port);
+    let tls = match &config.tls {
+        Some(t) => {
+            let files = t.resolved(data_dir).files;
+            let built = files.server_config()?;
+            log::info!(
+                "HTTPS with {}{}",
+                files.cert_file.display(),
+                files.client_ca_file.as_ref().map_or(String::new(), |c| format!(
+                    "; clients must present a certificate signed by {}",
+                    c.display()
+                ))
+            );
+            Some(built)
+        }
+        None => None,
+    };
     let mut node = Node::load(data_dir, config, audit.clone())?;
+    node.tls = tls;
     node.admin_keys.write_local_secret(data_dir)?;
     let node = Arc::new(node);
     let listener = TcpListener::bind(addr).await.map_err(io(format!("binding {addr}")))?;

@@ -46,6 +46,8 @@ pub struct Node {
     pub auth_throttle: AuthThrottle,
     /// Connections accepted, refused and timed out.
     pub serve_stats: Arc<ServeStats>,
+    /// The TLS settings the port serves with (none: plain HTTP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Node {
@@ -63,6 +65,7 @@ impl Node {
             key_hasher,
             auth_throttle,
             serve_stats: Arc::default(),
+            tls: None,
             data_dir: data_dir.to_path_buf(),
             config,
             registry,

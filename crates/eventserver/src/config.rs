@@ -41,6 +41,9 @@ pub struct Destination {
     pub filter: Filter<String, String>,
     /// The only key allowed to write here, if any.
     pub required_key: Option<String>,
+    /// The only client certificate name allowed to write here, if any
+    /// (with `tls.clientCaFile`: a node cannot write another node's folders).
+    pub required_client_name: Option<String>,
     /// Where its files go.
     pub root: PathBuf,
 }
@@ -76,6 +79,8 @@ pub struct EventServerConfig {
     /// Verifier keys of the nodes whose checkpoints are witnessed
     /// (`witness.nodes`: nodeId → C2SP verifier key).
     pub witness: std::collections::BTreeMap<String, audit_types::tlog::NoteVerifier>,
+    /// HTTPS (`tls`), paths resolved against the data directory.
+    pub tls: Option<serve::TlsSettings>,
 }
 
 impl EventServerConfig {
@@ -90,6 +95,7 @@ impl EventServerConfig {
                 name: "all".into(),
                 filter: Filter::all(),
                 required_key: None,
+                required_client_name: None,
                 root: data_dir.join("run/eventserver-data"),
             }],
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
@@ -97,6 +103,7 @@ impl EventServerConfig {
             fsync: Fsync::Always,
             dedup_window_hours: DEFAULT_DEDUP_WINDOW_HOURS,
             witness: std::collections::BTreeMap::new(),
+            tls: None,
         }
     }
 
@@ -169,8 +176,12 @@ impl EventServerConfig {
                     None => p.push(format!("{f}: dedupWindowHours: must be a positive integer")),
                 },
                 "witness" => witness(v, &mut c, &mut p),
+                "tls" => match serve::tls::parse_settings(v, data_dir) {
+                    Ok(t) => c.tls = Some(t),
+                    Err(found) => p.extend(found.into_iter().map(|(k, m)| format!("{f}: {k}: {m}"))),
+                },
                 other => p.push(format!(
-                    "{f}: {other}: unknown key (known: port, bindAddress, auth, destinations, maxBatchBytes, maxBatchEvents, fsync, dedupWindowHours, witness)"
+                    "{f}: {other}: unknown key (known: port, bindAddress, auth, destinations, maxBatchBytes, maxBatchEvents, fsync, dedupWindowHours, witness, tls)"
                 )),
             }
         }
@@ -254,6 +265,7 @@ fn destinations(data_dir: &Path, v: &Value, p: &mut Vec<String>) -> Vec<Destinat
             name: format!("destination-{i}"),
             filter: Filter::all(),
             required_key: None,
+            required_client_name: None,
             root: data_dir.join("run/eventserver-data"),
         };
         for (k, v) in o {
@@ -268,12 +280,17 @@ fn destinations(data_dir: &Path, v: &Value, p: &mut Vec<String>) -> Vec<Destinat
                     Value::String(s) if s.len() >= 8 => dest.required_key = Some(s.clone()),
                     _ => p.push(format!("{path}.requiredKey: must be null or a string of at least 8 characters")),
                 },
+                "requiredClientName" => match v {
+                    Value::Null => {}
+                    Value::String(s) if !s.is_empty() => dest.required_client_name = Some(s.clone()),
+                    _ => p.push(format!("{path}.requiredClientName: must be null or a client certificate's name")),
+                },
                 "root" => match v.as_str().filter(|s| !s.is_empty()) {
                     Some(s) => dest.root = data_dir.join(s),
                     None => p.push(format!("{path}.root: must be a folder path")),
                 },
                 other => p.push(format!(
-                    "{path}.{other}: unknown key (known: name, topicsFiltering, topics, routingKeysFiltering, routingKeys, requiredKey, root)"
+                    "{path}.{other}: unknown key (known: name, topicsFiltering, topics, routingKeysFiltering, routingKeys, requiredKey, requiredClientName, root)"
                 )),
             }
         }

@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use subtle::ConstantTimeEq;
+
+use serve::ClientName;
 
 use crate::config::EventServerConfig;
 use crate::ingest::{self, BatchError};
@@ -88,6 +90,7 @@ fn same(a: &str, b: &str) -> bool {
 async fn ingest_events(
     State(server): State<Arc<Server>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: Option<Extension<ClientName>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
@@ -129,8 +132,19 @@ async fn ingest_events(
         };
         refused(Refusal::new(status, "InvalidBatch", e.to_string()))
     })?;
+    let client_name = client.map(|Extension(ClientName(n))| n);
     for (i, event) in events.iter().enumerate() {
         for d in config.destinations.iter().filter(|d| d.takes(&event.topic, event.routing_key.as_deref())) {
+            if let Some(required) = &d.required_client_name
+                && client_name.as_deref() != Some(required.as_str())
+            {
+                let message = format!(
+                    "[{i}]: destination {:?} takes only events from the client certificate {required:?}; this connection presented {}",
+                    d.name,
+                    client_name.as_deref().map_or_else(|| "none".to_owned(), |n| format!("{n:?}"))
+                );
+                return Err(refused(Refusal::new(StatusCode::FORBIDDEN, "Forbidden", message)));
+            }
             if let Some(required) = &d.required_key
                 && !key.is_some_and(|k| same(required, k))
             {
@@ -150,7 +164,7 @@ async fn ingest_events(
         let mut store = for_store.store.lock().unwrap_or_else(PoisonError::into_inner);
         let roots_of = |e: &ingest::Event| store.routes(e).map(|d| d.root.clone()).collect();
         let accepted = witness::check(&for_store.config.witness, &events, &roots_of, &|e| store.has(&e.event_id))?;
-        let outcome = store.write(&events, &origin);
+        let outcome = store.write(&events, &origin, client_name.as_deref());
         if outcome.is_ok()
             && let Err(e) = witness::keep(&accepted)
         {
@@ -232,10 +246,24 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>) -> anyhow::Resu
     let pid_file = run_dir.join("eventserver.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))?;
     log::info!("Listening on {bound}");
+    let tls = match &config.tls {
+        Some(t) => {
+            let built = t.files.server_config().map_err(|e| anyhow::anyhow!("config/eventserver.json: tls: {e}"))?;
+            log::info!(
+                "HTTPS with {}{}",
+                t.files.cert_file.display(),
+                t.files
+                    .client_ca_file
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("; nodes must present a certificate signed by {}", c.display()))
+            );
+            Some(built)
+        }
+        None => None,
+    };
     let app = router(Arc::new(Server::new(config, store)));
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop_signal())
-        .await;
+    let stats = Arc::new(serve::ServeStats::default());
+    let served = serve::serve(listener, app, serve::ServeLimits::default(), tls, stats, stop_signal()).await;
     log::info!("Stopped; every acknowledged batch is on disk");
     let _ = std::fs::remove_file(&pid_file);
     Ok(served?)

@@ -125,12 +125,13 @@ impl Store {
         self.seen.values().any(|s| s.contains(&id))
     }
 
-    /// Stores a checked batch from `orig_address`.
+    /// Stores a checked batch from `orig_address` (and the client
+    /// certificate named `client_name`, over mutual TLS).
     ///
     /// # Errors
     /// When a file cannot be written or synced; ids of that batch are not
     /// remembered, so the sender's retry stores them.
-    pub fn write(&mut self, events: &[Event], orig_address: &str) -> io::Result<Outcome> {
+    pub fn write(&mut self, events: &[Event], orig_address: &str, client_name: Option<&str>) -> io::Result<Outcome> {
         let now: DateTime<Utc> = Utc::now();
         let hour = now.timestamp() / 3600;
         if hour != self.open_hour {
@@ -164,6 +165,10 @@ impl Store {
                 buf.push_str(event.raw.get());
                 buf.push_str(r#","origAddress":"#);
                 buf.push_str(&serde_json::Value::String(orig_address.to_owned()).to_string());
+                if let Some(name) = client_name {
+                    buf.push_str(r#","origClientName":"#);
+                    buf.push_str(&serde_json::Value::String(name.to_owned()).to_string());
+                }
                 buf.push_str(r#","serverTimestamp":""#);
                 buf.push_str(&server_ts);
                 buf.push_str("\"}\n");
@@ -250,8 +255,11 @@ mod tests {
             100,
         )
         .expect("valid");
-        assert_eq!(store.write(&batch, "10.0.0.1").expect("write"), Outcome { stored: 2, duplicates: 1, unrouted: 0 });
-        assert_eq!(store.write(&batch, "10.0.0.1").expect("retry").duplicates, 3, "a retry stores nothing");
+        assert_eq!(
+            store.write(&batch, "10.0.0.1", None).expect("write"),
+            Outcome { stored: 2, duplicates: 1, unrouted: 0 }
+        );
+        assert_eq!(store.write(&batch, "10.0.0.1", None).expect("retry").duplicates, 3, "a retry stores nothing");
         let files = jsonl_files(dir.path()).expect("files");
         assert_eq!(files.len(), 2);
         let query = files.iter().find(|f| f.starts_with(dir.path().join("apinode-query/churn"))).expect("query file");
@@ -266,6 +274,6 @@ mod tests {
         // A restarted server remembers what is stored.
         drop(store);
         let mut store = Store::open(vec![dest(dir.path())], Fsync::Always, 48).expect("reopen");
-        assert_eq!(store.write(&batch, "10.0.0.1").expect("after restart").stored, 0);
+        assert_eq!(store.write(&batch, "10.0.0.1", None).expect("after restart").stored, 0);
     }
 }

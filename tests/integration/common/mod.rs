@@ -2,6 +2,7 @@
 //! started in this process on 127.0.0.1:0, and small HTTP helpers that
 //! return status, headers and the JSON body.
 
+pub mod certs;
 pub mod dss;
 pub mod eventserver;
 pub mod kafka;

@@ -7,7 +7,6 @@
 pub mod error;
 pub mod predict;
 pub mod request;
-pub mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,13 +63,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let l = &node.config.limits;
-    let limits = serve::ServeLimits {
+    let limits = ::serve::ServeLimits {
         max_connections: l.max_connections,
         header_read_timeout: l.header_read_timeout,
         idle_timeout: l.idle_timeout,
         stop_grace: l.stop_grace,
     };
-    serve::serve(listener, app, limits, node.serve_stats.clone(), shutdown).await
+    ::serve::serve(listener, app, limits, node.tls.clone(), node.serve_stats.clone(), shutdown).await
 }
 
 async fn is_alive(State(node): State<Arc<Node>>) -> Response {

@@ -77,7 +77,21 @@ pub enum TargetKind {
         routing_key_mode: RoutingKeyMode,
         /// Queue, spool and onFull.
         delivery: DeliverySettings,
+        /// HTTPS trust and client certificate.
+        tls: ClientTls,
     },
+}
+
+/// The TLS files of an `https://` EVENT_SERVER target: `caFile` (the CAs
+/// to trust instead of the system's), `clientCertFile` and `clientKeyFile`
+/// (the certificate the node presents). Relative paths are taken from the
+/// data directory ([`AuditSettings::resolve_paths`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM CA certificates to trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate and key presented to the server.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// One validated target.
@@ -104,6 +118,18 @@ pub struct AuditSettings {
     pub on_write_failure: OnWriteFailure,
     /// Tamper evidence of the file appenders (`integrity`).
     pub integrity: crate::integrity::Settings,
+}
+
+impl AuditSettings {
+    /// Takes the relative file paths of the targets from `data_dir`.
+    pub fn resolve_paths(&mut self, data_dir: &std::path::Path) {
+        for t in &mut self.targets {
+            if let TargetKind::EventServer { tls, .. } = &mut t.kind {
+                tls.ca_file = tls.ca_file.as_ref().map(|p| data_dir.join(p));
+                tls.identity = tls.identity.as_ref().map(|(c, k)| (data_dir.join(c), data_dir.join(k)));
+            }
+        }
+    }
 }
 
 impl Default for AuditSettings {
@@ -241,9 +267,18 @@ fn target(path: &str, index: usize, value: &Value, ctx: &mut Ctx) -> Option<Targ
     let kind_name = t.get("type").and_then(Value::as_str).unwrap_or_default();
     let allowed: &[&str] = match kind_name {
         "LOG4J" => &[],
-        "EVENT_SERVER" => {
-            &["url", "authKey", "routingKeyMode", "routingKey", "onFull", "spoolMaxBytes", "queueCapacity"]
-        }
+        "EVENT_SERVER" => &[
+            "url",
+            "authKey",
+            "routingKeyMode",
+            "routingKey",
+            "onFull",
+            "spoolMaxBytes",
+            "queueCapacity",
+            "caFile",
+            "clientCertFile",
+            "clientKeyFile",
+        ],
         "KAFKA" => &["connection", "topic", "onFull", "spoolMaxBytes", "queueCapacity"],
         _ => {
             ctx.push(format!("{path}.type"), "must be one of LOG4J, EVENT_SERVER, KAFKA");
@@ -370,7 +405,24 @@ fn event_server(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut C
             RoutingKeyMode::FromMessage
         }
     };
-    TargetKind::EventServer { url, auth_key, routing_key_mode, delivery: delivery(path, t, filter, ctx) }
+    let file = |key: &str, ctx: &mut Ctx| match t.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(std::path::PathBuf::from(s)),
+        Some(_) => {
+            ctx.push(format!("{path}.{key}"), "must be a file path");
+            None
+        }
+    };
+    let ca_file = file("caFile", ctx);
+    let (cert, key) = (file("clientCertFile", ctx), file("clientKeyFile", ctx));
+    if cert.is_some() != key.is_some() {
+        ctx.push(format!("{path}.clientCertFile"), "and clientKeyFile go together");
+    }
+    if (ca_file.is_some() || cert.is_some()) && url.starts_with("http://") {
+        ctx.push(format!("{path}.url"), "caFile, clientCertFile and clientKeyFile need an https:// URL");
+    }
+    let tls = ClientTls { ca_file, identity: cert.zip(key) };
+    TargetKind::EventServer { url, auth_key, routing_key_mode, delivery: delivery(path, t, filter, ctx), tls }
 }
 
 fn kafka(path: &str, t: &Map<String, Value>, filter: &Filter, ctx: &mut Ctx) -> TargetKind {

@@ -112,12 +112,15 @@ impl Dispatcher {
         for TargetSpec { name, filter, kind } in &settings.targets {
             let route = match kind {
                 TargetKind::Log4j => Route::Log4j(writer.cloned()),
-                TargetKind::EventServer { url, auth_key, routing_key_mode, delivery } => {
+                TargetKind::EventServer { url, auth_key, routing_key_mode, delivery, tls } => {
                     let (url, mode) = (url.clone(), routing_key_mode.clone());
                     let key = auth_key.as_ref().map(|k| k.0.clone());
-                    let sink: SinkMaker<Message> =
-                        Box::new(move || -> Box<dyn Sink<Message>> { Box::new(EventServerSink::new(&url, key, mode)) });
-                    network(name, "EVENT_SERVER", spool_root, delivery, events, Ok(sink))?
+                    let sink = event_server::TlsMaterial::load(tls).map(|material| {
+                        Box::new(move || -> Box<dyn Sink<Message>> {
+                            Box::new(EventServerSink::new(&url, key.clone(), mode.clone(), &material))
+                        }) as SinkMaker<Message>
+                    });
+                    network(name, "EVENT_SERVER", spool_root, delivery, events, sink)?
                 }
                 TargetKind::Kafka { properties, topic, delivery, .. } => {
                     let template = topic.clone();
