@@ -21,3 +21,4 @@ mod loading;
 mod parity;
 mod predict;
 mod secrets;
+mod tls;

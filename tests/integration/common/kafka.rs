@@ -38,6 +38,8 @@ fn tansu() -> PathBuf {
 pub struct Broker {
     dir: TempDir,
     port: u16,
+    /// The port advertised in metadata (a TLS terminator in front), if not `port`.
+    advertised: Option<u16>,
     external: Option<String>,
     child: Option<Child>,
 }
@@ -55,9 +57,34 @@ impl Broker {
     /// Starts a broker (or uses `KAFKA_BOOTSTRAP_SERVERS`).
     pub fn start() -> Broker {
         let external = std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok().filter(|s| !s.is_empty());
-        let mut b = Broker { dir: tempfile::tempdir().expect("tmp"), port: free_port(), external, child: None };
+        let mut b = Broker {
+            dir: tempfile::tempdir().expect("tmp"),
+            port: free_port(),
+            advertised: None,
+            external,
+            child: None,
+        };
         b.resume();
         b
+    }
+
+    /// Starts a broker of its own (never an external one) that tells clients
+    /// to connect to `advertised` (a TLS terminator in front of it).
+    pub fn start_behind(advertised: u16) -> Broker {
+        let mut b = Broker {
+            dir: tempfile::tempdir().expect("tmp"),
+            port: free_port(),
+            advertised: Some(advertised),
+            external: None,
+            child: None,
+        };
+        b.resume();
+        b
+    }
+
+    /// The port the broker itself listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Whether this broker can be stopped and started (not an external one).
@@ -76,13 +103,14 @@ impl Broker {
             return;
         }
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised.unwrap_or(self.port));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("tansu.log"))
             .expect("broker log");
         let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine"])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised, "--storage-engine"])
             // tansu reads the sqlite path relative to its working folder.
             .arg("sqlite://tansu.db")
             .current_dir(self.dir.path())
@@ -134,12 +162,26 @@ impl Broker {
     /// Reads `topic` from the beginning until `want` records came, or until
     /// nothing new came for a few seconds after `timeout`.
     pub fn consume(&self, topic: &str, want: usize, timeout: Duration) -> Vec<Consumed> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
+        self.consume_with(topic, want, timeout, &[("bootstrap.servers", &self.bootstrap())])
+    }
+
+    /// [`Broker::consume`] with these client properties (`bootstrap.servers`
+    /// among them: a TLS terminator's address, say).
+    pub fn consume_with(
+        &self,
+        topic: &str,
+        want: usize,
+        timeout: Duration,
+        properties: &[(&str, &str)],
+    ) -> Vec<Consumed> {
+        let mut config = ClientConfig::new();
+        config
             .set("group.id", format!("apinode-tests-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
+            .set("enable.auto.commit", "false");
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        let consumer: BaseConsumer = config.create().expect("consumer");
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
         let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
         assert!(partitions > 0, "topic {topic} has no partitions");

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod dss;
 pub mod eventserver;
 pub mod kafka;
+pub mod tls_proxy;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -119,6 +119,14 @@ pub fn librdkafka_properties(props: &[(String, String)]) -> Result<Vec<(String, 
             if !matches!(v.to_ascii_lowercase().as_str(), "true" | "false") {
                 errors.push((name.clone(), format!("must be true or false, not {v:?}")));
             }
+        } else if lower.starts_with("ssl") {
+            // Java's keystores (JKS) mean nothing to librdkafka: PEM files do.
+            errors.push((
+                name.clone(),
+                format!(
+                    "{name} (a Java keystore) is not read here: give PEM files as ProducerConfig.ssl.ca.location, ProducerConfig.ssl.certificate.location and ProducerConfig.ssl.key.location"
+                ),
+            ));
         } else {
             errors.push((name.clone(), format!("unknown property {name} of KafkaLog4jAppender")));
         }
@@ -176,5 +184,12 @@ mod tests {
             librdkafka_properties(&props(&[("Colour", "red"), ("SyncSend", "maybe"), ("SaslJaasConfig", "x")]))
                 .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
+        let tls = librdkafka_properties(&props(&[
+            ("SecurityProtocol", "SSL"),
+            ("ProducerConfig.ssl.ca.location", "/etc/ca.pem"),
+            ("SslTruststoreLocation", "/etc/trust.jks"),
+        ]))
+        .unwrap_err();
+        assert!(tls[0].1.contains("ProducerConfig.ssl.ca.location"), "{tls:?}");
     }
 }
