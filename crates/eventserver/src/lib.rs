@@ -5,7 +5,9 @@
 //! `<root>/<topic>/<routingKey>/YYYY/MM/DD/HH/`, synced, and only then
 //! acknowledged. Retries are recognised by `eventId` and stored once. It is
 //! also the witness of the nodes' signed audit checkpoints: an inconsistent
-//! one is refused.
+//! one is refused. It serves HTTP or HTTPS through the `serve` crate; over
+//! mutual TLS each event is stored with the client certificate's name, and a
+//! destination may take only one certificate's events.
 //!
 //! # Layout
 //!
