@@ -241,6 +241,7 @@ mod tests {
             name: "all".into(),
             filter: audit_types::Filter::all(),
             required_key: None,
+            required_client_name: None,
             root: root.to_path_buf(),
         }
     }
