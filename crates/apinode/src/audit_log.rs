@@ -95,6 +95,9 @@ pub struct Scored<'a> {
     pub result: &'a Map<String, Value>,
     /// The call's timing.
     pub timing: &'a Timing,
+    /// The service's sampling rate, when it keeps only some records (a
+    /// monitor weights each kept record by its inverse).
+    pub sampling_rate: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -120,6 +123,8 @@ struct QueryRecord<'a> {
     dispatch: Option<&'a Value>,
     result: &'a Map<String, Value>,
     timing: &'a Timing,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampling_rate: Option<f64>,
 }
 
 /// One `prediction-query` message (its text is also kept by the query ring).
@@ -144,6 +149,7 @@ pub fn query_message(call: &CallInfo<'_>, scored: &Scored<'_>) -> Message {
         dispatch: scored.dispatch,
         result: scored.result,
         timing: scored.timing,
+        sampling_rate: scored.sampling_rate,
     })
     .unwrap_or_else(|e| {
         format!(
@@ -180,10 +186,17 @@ struct FailureRecord<'a> {
     reason: &'a str,
     body: String,
     body_truncated: bool,
+    /// The body did not parse and the service's audit policy protects
+    /// fields: none of it is kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    body_withheld: bool,
 }
 
-/// A prediction request refused as a whole, with its body cut to 4 KiB.
-pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str, body: &[u8]) -> Message {
+/// A prediction request refused as a whole, with its body cut to 4 KiB
+/// (`None`: the service's audit policy withholds it).
+pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str, body: Option<&[u8]>) -> Message {
+    let withheld = body.is_none();
+    let body = body.unwrap_or_default();
     let mut cut = body.len().min(FAILED_BODY_LIMIT);
     // Cut on a character boundary when the body is UTF-8.
     while cut > 0 && cut < body.len() && (body[cut] & 0xC0) == 0x80 {
@@ -211,6 +224,7 @@ pub fn failure(call: &CallInfo<'_>, status: u16, error_type: &str, reason: &str,
             reason,
             body: String::from_utf8_lossy(&body[..cut]).into_owned(),
             body_truncated: body.len() > cut,
+            body_withheld: withheld,
         },
     )
 }

@@ -32,6 +32,7 @@
 //! - [`cli`]: the `apinode` command line.
 //! - [`admin_cli`]: the `apinode-admin` command line.
 //! - [`audit_cli`]: its offline audit commands: public key, verify, prove.
+//! - [`privacy`]: per-service audit policies (drop, mask, HMAC, truncate, bucket, sample).
 
 pub mod admin;
 pub mod admin_cli;
@@ -47,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod permissions;
+pub mod privacy;
 pub mod problems;
 pub mod query_ring;
 pub mod registry;

@@ -42,6 +42,8 @@ pub struct Node {
     pub audit: Arc<AuditRuntime>,
     /// Hashes key secrets with the node's pepper.
     pub key_hasher: KeyHasher,
+    /// The keys of HMAC'd audit fields (docs/privacy.md).
+    pub hmac_keys: crate::privacy::HmacKeys,
     /// Authentication failures per client address and minute.
     pub auth_throttle: AuthThrottle,
     /// Connections accepted, refused and timed out.
@@ -60,9 +62,14 @@ impl Node {
         let admin_keys = AdminKeyStore::open(data_dir)?;
         let registry = Registry::load(data_dir);
         let key_hasher = admin_keys.hasher().clone();
+        let hmac_keys = crate::privacy::HmacKeys::open(data_dir).map_err(|source| KeyStoreError::Io {
+            path: crate::privacy::hmac_keys::FILE.to_owned(),
+            source,
+        })?;
         let auth_throttle = AuthThrottle::new(config.limits.auth_failures_per_minute);
         Ok(Node {
             key_hasher,
+            hmac_keys,
             auth_throttle,
             serve_stats: Arc::default(),
             tls: None,

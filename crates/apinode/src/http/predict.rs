@@ -93,6 +93,8 @@ struct Target {
     routing_key: Option<audit::RoutingKey>,
     model: Arc<Model>,
     defaults: ExplanationDefaults,
+    /// The service's audit policy (docs/privacy.md).
+    policy: Option<Arc<crate::privacy::AuditPolicy>>,
 }
 
 /// Dataiku's answer: `result` (or `results`), `timing`, `apiContext`.
@@ -221,6 +223,16 @@ impl FromRequestParts<Arc<Node>> for Call {
 }
 
 impl Call {
+    /// The body a failure record keeps: under the service's audit policy,
+    /// when the service is known (docs/privacy.md).
+    fn recorded_body(&self, node: &Node) -> Option<Vec<u8>> {
+        let policy = node.registry.get(&self.service).and_then(|s| s.audit_policy.clone());
+        match policy {
+            None => Some(self.body.to_vec()),
+            Some(p) => crate::privacy::apply::body(&p, &node.hmac_keys, &self.body).map(String::into_bytes),
+        }
+    }
+
     fn info<'a>(&'a self, node: &'a Node) -> CallInfo<'a> {
         CallInfo {
             node_id: &node.config.node_id,
@@ -341,7 +353,8 @@ impl Call {
                     )),
                     None if matches!(error, ApiError::TooManyRequests) => None,
                     None => {
-                        Some(audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, &self.body))
+                        let body = self.recorded_body(node);
+                        Some(audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, body.as_deref()))
                     }
                 };
                 match node.record(record.into_iter().collect()).await {
@@ -465,15 +478,25 @@ impl Scoring {
         for (n, (item, result)) in self.items.iter().zip(self.results.iter_mut()).enumerate() {
             let id = if self.multi { i.request_id.item(n) } else { i.request_id.clone() };
             result.insert("requestId".into(), json!(id));
+            // The service's audit policy: sampled out records go nowhere
+            // (no file, no target, no ring); the others keep what it says.
+            let policy = target.policy.as_deref();
+            if policy.is_some_and(|p| !p.keeps(id.as_str())) {
+                continue;
+            }
+            let applied = policy.map(|p| {
+                crate::privacy::apply::query(p, &node.hmac_keys, &item.features, item.context.as_ref(), result)
+            });
             let scored = Scored {
                 request_id: &id,
                 generation: target.generation.as_str(),
                 routing_key: target.routing_key.as_ref(),
-                features: &item.features,
-                context: item.context.as_ref(),
+                features: applied.as_ref().map_or(&item.features, |a| &*a.features),
+                context: applied.as_ref().map_or(item.context.as_ref(), |a| a.context.as_deref()),
                 dispatch: self.dispatch.as_ref(),
-                result,
+                result: applied.as_ref().map_or(&*result, |a| &*a.result),
                 timing: &self.timing,
+                sampling_rate: policy.map(|p| p.rate).filter(|r| *r < 1.0),
             };
             let message = audit_log::query_message(&info, &scored);
             ring_updated |= node.queries.push(target.service.as_str(), message.text.clone());
@@ -517,6 +540,7 @@ fn resolve(service: &Service, endpoint: &str, dispatch: Option<&DispatchBody>) -
         routing_key: service.routing_key.clone(),
         model: ep.model.clone(),
         defaults: ep.explanations,
+        policy: service.audit_policy.clone(),
     })
 }
 

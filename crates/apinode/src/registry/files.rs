@@ -24,6 +24,9 @@ pub struct ServiceFile {
     /// (`WRITTEN` or `FSYNC`; never lowers it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_durability: Option<String>,
+    /// What the audit trail keeps of callers' data (docs/privacy.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_policy: Option<Value>,
     /// Who may call the user API.
     #[serde(default)]
     pub auth: AuthFile,

@@ -111,6 +111,17 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
             Durability::Async
         }),
     };
+    let audit_policy = match file.audit_policy.as_ref().map(crate::privacy::AuditPolicy::parse) {
+        None => None,
+        Some(Ok(p)) => (!p.is_noop()).then(|| Arc::new(p)),
+        Some(Err(found)) => {
+            for (path, message) in found {
+                let at = if path.is_empty() { "auditPolicy".to_owned() } else { format!("auditPolicy.{path}") };
+                file_problems.push(at, message);
+            }
+            None
+        }
+    };
     let auth = user_auth(&file.auth, &mut |path, msg| file_problems.push(path, msg));
     problems.absorb(&format!("{label}/service.json"), file_problems);
 
@@ -120,6 +131,7 @@ pub fn load_service_reusing(dir: &Path, id: ServiceId, reuse: &BTreeMap<Generati
         mapping: Mapping::new(entries),
         routing_key,
         audit_durability,
+        audit_policy,
         auth,
         generations,
         unusable,

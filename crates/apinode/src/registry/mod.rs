@@ -58,6 +58,8 @@ pub struct Service {
     /// The durability its records get at least (`auditDurability`; ASYNC
     /// when unset: the node's own mode then decides).
     pub audit_durability: audit::commit::Durability,
+    /// What its records keep of callers' data (`auditPolicy`; none: all).
+    pub audit_policy: Option<Arc<crate::privacy::AuditPolicy>>,
     /// User API authentication.
     pub auth: UserAuth,
     /// Generations that loaded.
