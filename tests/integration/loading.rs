@@ -139,3 +139,23 @@ async fn the_shipped_sample_services_answer() {
     assert!(0.0 < l && l < h, "{l} < {h}");
     running.stop().await.expect("stop");
 }
+
+#[test]
+fn an_invalid_audit_policy_stops_its_service_naming_every_problem() {
+    let dir = data_dir();
+    let path = dir.path().join("services/kinds/service.json");
+    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    file["auditPolicy"] = serde_json::json!({"fields": {"features.ssn": "HASH", "result.explanations": "MASK"},
+        "sampling": {"rate": 1.5}});
+    std::fs::write(&path, file.to_string()).expect("write");
+    let registry = Registry::load(dir.path());
+    let reason = registry.get("kinds").expect("listed").start_aborted_reason.clone().expect("it did not start");
+    for needle in [
+        "services/kinds/service.json: auditPolicy.fields.features.ssn: \"HASH\" is not an action",
+        "auditPolicy.fields.result.explanations: result.explanations can only be KEEP or DROP",
+        "auditPolicy.sampling.rate: must be a number in (0, 1]",
+    ] {
+        assert!(reason.contains(needle), "missing {needle:?} in\n{reason}");
+    }
+    assert_eq!(registry.get("ab").expect("ab").start_aborted_reason, None, "the other services serve");
+}

@@ -20,5 +20,6 @@ mod kafka;
 mod loading;
 mod parity;
 mod predict;
+mod privacy;
 mod secrets;
 mod tls;

@@ -3,7 +3,8 @@
 //! local secret the node wrote (`run/admin-local.secret`) unless `--key` is
 //! given. Admin key commands also work with the node stopped: they change
 //! `config/admin-keys.json` directly, after writing their admin audit record
-//! through the node's own logging configuration. Output: tables by default,
+//! through the node's own logging configuration, and so do the audit HMAC
+//! key and look-up commands (`privacy_cli`). Output: tables by default,
 //! `--output json`, `--no-header`.
 
 use std::io::Read as _;
@@ -97,6 +98,18 @@ pub enum Cmd {
     },
     /// Delete a user API key of a service, by id.
     ServiceKeyDelete { service: String, key_id: String },
+    /// Print a service's audit policy (docs/privacy.md).
+    ServiceGetAuditPolicy { service: String },
+    /// Replace a service's audit policy, read as JSON on stdin (`null` removes it).
+    ServiceSetAuditPolicy { service: String },
+    /// Print the tokens a value gets in a field the service's audit policy HMACs,
+    /// under every key (search the trail for any of them). Works with the node stopped.
+    AuditHash { service: String, field: String, value: String },
+    /// List the audit HMAC keys (ids only). Works with the node stopped.
+    AuditHmacKeys,
+    /// Add an audit HMAC key and make it current (older keys stay for
+    /// look-ups). Works with the node stopped.
+    AuditHmacRotate,
     /// List admin keys (never their secrets).
     AdminKeysList,
     /// Create an admin key (works with the node stopped); prints its secret once.
@@ -244,6 +257,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Cmd::ServiceKeyDelete { service, key_id } => {
             ctx.ok(&format!("services/{service}/keys/{key_id}"), "DELETE", None)
+        }
+        Cmd::ServiceGetAuditPolicy { service } => {
+            let v = ctx.call("GET", &format!("services/{service}/auditPolicy"), None)?;
+            out!("{}", serde_json::to_string_pretty(&v["auditPolicy"])?);
+            Ok(())
+        }
+        Cmd::ServiceSetAuditPolicy { service } => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).context("reading the audit policy on stdin")?;
+            let policy: Value = serde_json::from_str(&input).context("the audit policy on stdin is not JSON")?;
+            ctx.ok(&format!("services/{service}/auditPolicy"), "PUT", Some(policy))
+        }
+        Cmd::AuditHash { service, field, value } => {
+            // The value as the caller would send it: a number when it reads as one.
+            let value = serde_json::from_str::<serde_json::Number>(value)
+                .map_or_else(|_| Value::String(value.clone()), Value::Number);
+            let answer = if ctx.node_running() {
+                ctx.call(
+                    "POST",
+                    &format!("services/{service}/auditHash"),
+                    Some(json!({"field": field, "value": value})),
+                )?
+            } else {
+                crate::privacy_cli::offline_hash(&ctx.data_dir, service, field, &value)?
+            };
+            match ctx.args.output {
+                Output::Json => out!("{}", serde_json::to_string_pretty(&answer)?),
+                Output::Fancy => {
+                    for t in answer["tokens"].as_array().into_iter().flatten() {
+                        out!("{}", text(t));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::AuditHmacKeys => {
+            let v = if ctx.node_running() {
+                ctx.call("GET", "auditHmacKeys", None)?
+            } else {
+                crate::privacy::HmacKeys::open(&ctx.data_dir)?.list()
+            };
+            let current = v["current"].clone();
+            ctx.table(&v["keys"], &["Id", "Current", "Created"], |k| {
+                let created = k["createdOn"].as_i64().and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+                let mark = if k["id"] == current { "*" } else { "" };
+                vec![text(&k["id"]), mark.into(), created.map_or("-".into(), |c| c.to_rfc3339())]
+            })
+        }
+        Cmd::AuditHmacRotate => {
+            let v = if ctx.node_running() {
+                ctx.call("POST", "auditHmacKeys/actions/rotate", None)?
+            } else {
+                crate::privacy_cli::offline_rotate(&ctx.data_dir)?
+            };
+            out!("Audit HMAC key {} is now current", text(&v["keyId"]));
+            Ok(())
         }
         Cmd::AdminKeysList => {
             let v = if ctx.node_running() { ctx.call("GET", "keys", None)? } else { offline_keys(&ctx.data_dir)? };
@@ -454,7 +523,7 @@ fn offline_keys(data_dir: &Path) -> anyhow::Result<Value> {
 
 /// Records an offline change through the node's logging configuration and
 /// waits for the record to be on disk, as the node does.
-fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Result<()> {
+pub(crate) fn record_offline(data_dir: &Path, msg_type: &str, details: Value) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let registry = audit::appender::AppenderRegistry::new();
     let (writer, guard) =

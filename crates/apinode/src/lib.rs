@@ -12,7 +12,6 @@
 //!
 //! - [`ids`]: identifier newtypes (services, generations, endpoints, requests).
 //! - [`permissions`]: modes of secret and audit files.
-//! - [`permissions`]: modes of secret and audit files.
 //! - [`problems`]: validation problems collected and reported all at once.
 //! - [`model`]: model files, preprocessing, algorithms, explanations.
 //! - [`registry`]: services, generations, endpoints; loading and dispatch.
@@ -33,6 +32,7 @@
 //! - [`admin_cli`]: the `apinode-admin` command line.
 //! - [`audit_cli`]: its offline audit commands: public key, verify, prove.
 //! - [`privacy`]: per-service audit policies (drop, mask, HMAC, truncate, bucket, sample).
+//! - [`privacy_cli`]: the offline privacy commands (`audit-hash`, `audit-hmac-rotate`).
 
 pub mod admin;
 pub mod admin_cli;
@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod model;
 pub mod permissions;
 pub mod privacy;
+pub mod privacy_cli;
 pub mod problems;
 pub mod query_ring;
 pub mod registry;

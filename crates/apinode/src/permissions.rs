@@ -12,8 +12,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 /// The secret files of a data directory, relative to it.
-pub const SECRET_FILES: [&str; 5] = [
+pub const SECRET_FILES: [&str; 6] = [
     "config/server.json",
+    "config/audit-hmac-keys.json",
     "config/admin-keys.json",
     "config/key-pepper",
     "config/audit-signing.key",

@@ -62,10 +62,8 @@ impl Node {
         let admin_keys = AdminKeyStore::open(data_dir)?;
         let registry = Registry::load(data_dir);
         let key_hasher = admin_keys.hasher().clone();
-        let hmac_keys = crate::privacy::HmacKeys::open(data_dir).map_err(|source| KeyStoreError::Io {
-            path: crate::privacy::hmac_keys::FILE.to_owned(),
-            source,
-        })?;
+        let hmac_keys = crate::privacy::HmacKeys::open(data_dir)
+            .map_err(|source| KeyStoreError::Io { path: crate::privacy::hmac_keys::FILE.to_owned(), source })?;
         let auth_throttle = AuthThrottle::new(config.limits.auth_failures_per_minute);
         Ok(Node {
             key_hasher,

@@ -3,12 +3,13 @@
 //! one `authfail` record), and the rule every change follows: validate,
 //! stage on disk, write the admin audit record and wait until it is on disk,
 //! and only then commit. If the record cannot be written the change is not
-//! made (503 `AuditUnavailable`). Handlers live in `services` and
-//! `accounts`; archives in `archive`, disk mechanics in `store`; the admin
+//! made (503 `AuditUnavailable`). Handlers live in `services`,
+//! `accounts`, `service_keys` and `audit_policy`; archives in `archive`, disk mechanics in `store`; the admin
 //! key store is `auth::admin_keys` (re-exported as `keys`).
 
 pub mod accounts;
 pub mod archive;
+pub mod audit_policy;
 pub mod service_keys;
 pub mod services;
 pub mod store;
@@ -74,6 +75,10 @@ pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
         .route("/metrics", get(accounts::metrics))
         .route(&format!("{svc}/keys"), get(service_keys::list).post(service_keys::create))
         .route(&format!("{svc}/keys/{{key}}"), delete(service_keys::delete))
+        .route(&format!("{svc}/auditPolicy"), get(audit_policy::get).put(audit_policy::put))
+        .route(&format!("{svc}/auditHash"), post(audit_policy::hash))
+        .route("/auditHmacKeys", get(audit_policy::list_keys))
+        .route("/auditHmacKeys/actions/rotate", post(audit_policy::rotate))
         .fallback(|| async { ApiError::NotFound("no such admin API path".into()) })
         // Inner: refusals of authenticated calls; outer: authentication.
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), record_refusal))

@@ -354,7 +354,13 @@ impl Call {
                     None if matches!(error, ApiError::TooManyRequests) => None,
                     None => {
                         let body = self.recorded_body(node);
-                        Some(audit_log::failure(&self.info(node), status.as_u16(), error_type, &message, body.as_deref()))
+                        Some(audit_log::failure(
+                            &self.info(node),
+                            status.as_u16(),
+                            error_type,
+                            &message,
+                            body.as_deref(),
+                        ))
                     }
                 };
                 match node.record(record.into_iter().collect()).await {

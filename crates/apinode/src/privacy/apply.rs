@@ -216,7 +216,8 @@ mod tests {
         assert_eq!(a.features["age"], 41);
         assert_eq!(a.context.as_deref(), Some(&obj(json!({"user": {"tier": "gold"}}))));
         assert!(!a.result.contains_key("explanations") && a.result["prediction"] == "yes");
-        let (p, keys, _d) = setup(json!({"default": "DROP", "fields": {"features.age": "KEEP", "context.user.tier": "KEEP"}}));
+        let (p, keys, _d) =
+            setup(json!({"default": "DROP", "fields": {"features.age": "KEEP", "context.user.tier": "KEEP"}}));
         let a = query(&p, &keys, &f, Some(&c), &r);
         assert_eq!(*a.features, obj(json!({"age": 41})));
         assert_eq!(a.context.as_deref(), Some(&obj(json!({"user": {"tier": "gold"}}))));

@@ -42,11 +42,34 @@ impl std::fmt::Debug for KeyEntry {
     }
 }
 
+/// The file as read, with every key's HMAC state prepared once (a token
+/// then costs one clone of that state and two SHA-256 blocks).
+struct Loaded {
+    file: KeyFile,
+    seen: Option<SystemTime>,
+    macs: Vec<Hmac<Sha256>>,
+    current: usize,
+}
+
+impl Loaded {
+    fn new(file: KeyFile, seen: Option<SystemTime>) -> Loaded {
+        let macs = file.keys.iter().map(mac_of).collect();
+        let current = file.keys.iter().position(|k| k.id == file.current).unwrap_or_default();
+        Loaded { file, seen, macs, current }
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").field("file", &self.file).finish_non_exhaustive()
+    }
+}
+
 /// The keys, shared by every request.
 #[derive(Debug, Clone)]
 pub struct HmacKeys {
     path: PathBuf,
-    state: Arc<RwLock<(KeyFile, Option<SystemTime>)>>,
+    state: Arc<RwLock<Loaded>>,
 }
 
 fn new_key(n: usize) -> KeyEntry {
@@ -93,32 +116,31 @@ impl HmacKeys {
             }
         };
         let seen = modified(&path);
-        Ok(HmacKeys { path, state: Arc::new(RwLock::new((file, seen))) })
+        Ok(HmacKeys { path, state: Arc::new(RwLock::new(Loaded::new(file, seen))) })
     }
 
     /// Re-reads the file when another process changed it.
     fn fresh(&self) {
         let now = modified(&self.path);
-        let stale = self.state.read().map(|s| s.1 != now).unwrap_or(false);
-        if stale && let Ok(file) = read(&self.path) {
-            if let Ok(mut s) = self.state.write() {
-                *s = (file, now);
-            }
+        let stale = self.state.read().map(|s| s.seen != now).unwrap_or(false);
+        if stale
+            && let Ok(file) = read(&self.path)
+            && let Ok(mut s) = self.state.write()
+        {
+            *s = Loaded::new(file, now);
         }
     }
 
     /// The current key's id.
     pub fn current_id(&self) -> String {
         self.fresh();
-        self.state.read().map(|s| s.0.current.clone()).unwrap_or_default()
+        self.state.read().map(|s| s.file.current.clone()).unwrap_or_default()
     }
 
     /// The token of `value` under the current key.
     pub fn token(&self, value: &Value) -> String {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let file = &state.0;
-        let key = file.keys.iter().find(|k| k.id == file.current).expect("the current key exists (checked at read)");
-        token_with(key, value)
+        token_with(&state.file.keys[state.current].id, &state.macs[state.current], value)
     }
 
     /// The tokens of `value` under every key, newest first (a look-up
@@ -126,7 +148,47 @@ impl HmacKeys {
     pub fn tokens(&self, value: &Value) -> Vec<String> {
         self.fresh();
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.0.keys.iter().rev().map(|k| token_with(k, value)).collect()
+        state.file.keys.iter().zip(&state.macs).rev().map(|(k, m)| token_with(&k.id, m, value)).collect()
+    }
+
+    /// The keys' ids and creation times (never their secrets), and the current id.
+    pub fn list(&self) -> Value {
+        self.fresh();
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys: Vec<Value> =
+            state.file.keys.iter().map(|k| serde_json::json!({"id": k.id, "createdOn": k.created_on})).collect();
+        serde_json::json!({"current": state.file.current, "keys": keys})
+    }
+
+    /// A new key, not yet stored: its id goes into the admin record before
+    /// [`HmacKeys::commit`] makes it current.
+    pub fn prepare(&self) -> NewKey {
+        self.fresh();
+        let n = self.state.read().map(|s| s.file.keys.len()).unwrap_or_default();
+        NewKey(new_key(n + 1))
+    }
+
+    /// Stores a prepared key and makes it current.
+    ///
+    /// # Errors
+    /// When the file cannot be changed, or another process added a key of
+    /// the same id meanwhile (nothing is changed then).
+    pub fn commit(&self, key: NewKey) -> std::io::Result<()> {
+        let _lock = FileLock::exclusive(&lock_path(&self.path))?;
+        let mut file = read(&self.path)?;
+        if file.keys.iter().any(|k| k.id == key.0.id) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("another process added HMAC key {} meanwhile; retry", key.0.id),
+            ));
+        }
+        file.current = key.0.id.clone();
+        file.keys.push(key.0);
+        write_private(&self.path, &serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?)?;
+        if let Ok(mut s) = self.state.write() {
+            *s = Loaded::new(file, modified(&self.path));
+        }
+        Ok(())
     }
 
     /// Adds a key and makes it current; returns its id.
@@ -134,33 +196,36 @@ impl HmacKeys {
     /// # Errors
     /// When the file cannot be changed.
     pub fn rotate(&self) -> std::io::Result<String> {
-        let _lock = FileLock::exclusive(&lock_path(&self.path))?;
-        let mut file = read(&self.path)?;
-        let key = new_key(file.keys.len() + 1);
-        let id = key.id.clone();
-        file.current = id.clone();
-        file.keys.push(key);
-        write_private(&self.path, &serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?)?;
-        if let Ok(mut s) = self.state.write() {
-            *s = (file, modified(&self.path));
-        }
+        let key = self.prepare();
+        let id = key.id().to_owned();
+        self.commit(key)?;
         Ok(id)
     }
 }
 
-/// The bytes a value is hashed as: a string's text, else its JSON.
-fn bytes_of(value: &Value) -> Vec<u8> {
-    match value {
-        Value::String(s) => s.as_bytes().to_vec(),
-        other => other.to_string().into_bytes(),
+/// A key made by [`HmacKeys::prepare`], not yet stored.
+#[derive(Debug)]
+pub struct NewKey(KeyEntry);
+
+impl NewKey {
+    /// The key's id.
+    pub fn id(&self) -> &str {
+        &self.0.id
     }
 }
 
-fn token_with(key: &KeyEntry, value: &Value) -> String {
+fn mac_of(key: &KeyEntry) -> Hmac<Sha256> {
     let secret = hex::decode(&key.secret).unwrap_or_default();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length");
-    mac.update(&bytes_of(value));
-    format!("hmac-sha256:{}:{}", key.id, hex::encode(mac.finalize().into_bytes()))
+    <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length")
+}
+
+fn token_with(id: &str, mac: &Hmac<Sha256>, value: &Value) -> String {
+    let mut mac = mac.clone();
+    match value {
+        Value::String(s) => mac.update(s.as_bytes()),
+        other => mac.update(other.to_string().as_bytes()),
+    }
+    format!("hmac-sha256:{id}:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ impl Action {
     }
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Keep => f.write_str("KEEP"),
+            Action::Drop => f.write_str("DROP"),
+            Action::Mask => f.write_str("MASK"),
+            Action::Hmac => f.write_str("HMAC"),
+            Action::Truncate(n) => write!(f, "TRUNCATE:{n}"),
+            Action::Bucket(w) => write!(f, "BUCKET:{w}"),
+        }
+    }
+}
+
 /// Where a field is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FieldPath {
@@ -131,7 +144,8 @@ impl AuditPolicy {
                     let only_rate = v.as_object().is_some_and(|s| s.keys().all(|k| k == "rate"));
                     match rate.filter(|r| *r > 0.0 && *r <= 1.0) {
                         Some(r) if only_rate => policy.rate = r,
-                        _ => problems.push(("sampling.rate".into(), "must be a number in (0, 1]: {\"rate\": 0.1}".into())),
+                        _ => problems
+                            .push(("sampling.rate".into(), "must be a number in (0, 1]: {\"rate\": 0.1}".into())),
                     }
                 }
                 other => problems.push((other.into(), "unknown key (known: default, fields, sampling)".into())),
@@ -184,7 +198,17 @@ mod tests {
             "result.explanations": "MASK"}, "sampling": {"rate": 0}, "colour": 1}))
         .unwrap_err();
         let paths: Vec<&str> = e.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["colour", "default", "fields.feature.x", "fields.features.y", "fields.result.explanations", "sampling.rate"]);
+        assert_eq!(
+            paths,
+            [
+                "colour",
+                "default",
+                "fields.feature.x",
+                "fields.features.y",
+                "fields.result.explanations",
+                "sampling.rate"
+            ]
+        );
     }
 
     #[test]
