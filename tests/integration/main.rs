@@ -18,6 +18,7 @@ mod hostile;
 mod integrity;
 mod kafka;
 mod loading;
+mod observe;
 mod parity;
 mod predict;
 mod privacy;

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub import_roots: Vec<PathBuf>,
     /// HTTPS (`tls`; none: plain HTTP), docs/security.md "TLS".
     pub tls: Option<serve::TlsSettings>,
+    /// `GET /metrics` (`metrics`), docs/monitoring.md "Live metrics".
+    pub metrics: MetricsSettings,
     /// Top-level keys of `server.json` this version does not use.
     pub unused_keys: Vec<String>,
 }
@@ -62,9 +64,49 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             import_roots: Vec::new(),
             tls: None,
+            metrics: MetricsSettings::default(),
             unused_keys: Vec::new(),
         }
     }
+}
+
+/// `metrics` of `config/server.json`: whether `GET /metrics` is served
+/// (`enabled`, default true) and who may read it (`auth`: `NONE`, the
+/// default, or `ADMIN_KEY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Served, and counted on the request path.
+    pub enabled: bool,
+    /// Only with an admin key.
+    pub admin_key: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true, admin_key: false }
+    }
+}
+
+fn metrics(value: &Value, problems: &mut Problems) -> MetricsSettings {
+    let file = "config/server.json: metrics";
+    let mut m = MetricsSettings::default();
+    let Some(o) = value.as_object() else {
+        problems.push(file, "must be an object such as {\"auth\": \"ADMIN_KEY\"}");
+        return m;
+    };
+    for (k, v) in o {
+        match (k.as_str(), v) {
+            ("enabled", Value::Bool(b)) => m.enabled = *b,
+            ("enabled", _) => problems.push(format!("{file}.enabled"), "must be true or false"),
+            ("auth", v) => match v.as_str() {
+                Some("NONE") => m.admin_key = false,
+                Some("ADMIN_KEY") => m.admin_key = true,
+                _ => problems.push(format!("{file}.auth"), "must be NONE or ADMIN_KEY"),
+            },
+            (other, _) => problems.push(format!("{file}.{other}"), "unknown key (known: enabled, auth)"),
+        }
+    }
+    m
 }
 
 /// Items of one `predict-multi` request, at most, when nothing sets it.
@@ -315,6 +357,7 @@ impl ServerConfig {
                 "kafkaConnections" => {}
                 "audit" => config.entity_audit = entity_audit(value, &config.kafka, &mut problems),
                 "limits" => config.limits = limits(value, &mut problems),
+                "metrics" => config.metrics = metrics(value, &mut problems),
                 // Relative paths stay relative: the data directory is joined at start.
                 "tls" => match serve::tls::parse_settings(value, Path::new("")) {
                     Ok(t) => config.tls = Some(t),

@@ -19,8 +19,11 @@
 //! - [`scoring`]: scoring records and shaping Dataiku's `result` objects.
 //! - [`audit_log`]: the node's audit messages (queries, failures, auth, calls, admin).
 //! - [`entity`]: CDAP entity audit messages.
+//! - [`process`]: this process's CPU, memory and file descriptors (`/proc/self`).
 //! - [`resource_usage`]: compute-resource-usage messages, reported drops.
-//! - [`metrics`]: request counters and latency histograms.
+//! - [`metrics`]: request counters and latency histograms (HDR, exact to 1%).
+//! - [`openapi`]: each service's OpenAPI 3.1 document, typed from its models.
+//! - [`prometheus`]: `GET /metrics`: requests, the audit pipeline, the process.
 //! - [`query_ring`]: each service's recent query records.
 //! - [`admin`]: the admin API and generation archives.
 //! - [`http`]: the router, handlers, wire formats and the error table.
@@ -30,6 +33,7 @@
 //! - [`server`]: start, serve, stop (the only module that serves `http`).
 //! - [`cli`]: the `apinode` command line.
 //! - [`admin_cli`]: the `apinode-admin` command line.
+//! - [`offline`]: the admin record of a change made with the node stopped.
 //! - [`audit_cli`]: its offline audit commands: public key, verify, prove.
 //! - [`privacy`]: per-service audit policies (drop, mask, HMAC, truncate, bucket, sample).
 //! - [`privacy_cli`]: the offline privacy commands (`audit-hash`, `audit-hmac-rotate`).
@@ -47,10 +51,14 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod offline;
+pub mod openapi;
 pub mod permissions;
 pub mod privacy;
 pub mod privacy_cli;
 pub mod problems;
+pub mod process;
+pub mod prometheus;
 pub mod query_ring;
 pub mod registry;
 pub mod resource_usage;

@@ -1,18 +1,21 @@
 //! Counters for `/admin/api/metrics`: requests, errors and a latency
-//! histogram per service and endpoint (log2 buckets of microseconds, so the
-//! percentiles are upper bounds within a factor of two). Lock-free on the
-//! request path once an endpoint has been seen; no I/O.
+//! histogram per service and endpoint: an HDR histogram of microseconds
+//! with two significant digits, so every percentile is within 1% of the
+//! exact one (hdrhistogram; a short lock per request). No I/O.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use hdrhistogram::Histogram;
 
 use serde_json::{Value, json};
 
 /// Counters of the server, for the metrics (the accept loop's own).
 pub use serve::ServeStats;
 
-const BUCKETS: usize = 40;
+/// Latencies above an hour are counted as an hour.
+const MAX_MICROS: u64 = 3_600_000_000;
 
 /// The counters of one endpoint.
 #[derive(Debug)]
@@ -20,7 +23,7 @@ pub struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
     scoring_us: AtomicU64,
-    buckets: [AtomicU64; BUCKETS],
+    latency: Mutex<Histogram<u64>>,
 }
 
 impl Default for Counters {
@@ -29,7 +32,7 @@ impl Default for Counters {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             scoring_us: AtomicU64::new(0),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: Mutex::new(Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("valid bounds")),
         }
     }
 }
@@ -43,32 +46,18 @@ impl Counters {
         if !ok {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let bucket = (64 - micros.leading_zeros() as usize).min(BUCKETS - 1);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn percentile(&self, counts: &[u64], q: f64) -> u64 {
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return 0;
-        }
-        let target = (q * total as f64).ceil() as u64;
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= target {
-                return 1u64 << i;
-            }
-        }
-        1u64 << (BUCKETS - 1)
+        let mut h = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        h.saturating_record(micros.clamp(1, MAX_MICROS));
     }
 
     fn snapshot(&self) -> Value {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let h = self.latency.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let q = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
         json!({
             "requests": self.requests.load(Ordering::Relaxed),
             "errors": self.errors.load(Ordering::Relaxed),
-            "latencyUs": {"p50": self.percentile(&counts, 0.5), "p95": self.percentile(&counts, 0.95), "p99": self.percentile(&counts, 0.99)},
+            "latencyUs": {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "p999": q(0.999), "max": h.max(),
+                          "mean": (h.mean() * 10.0).round() / 10.0},
         })
     }
 }
@@ -144,6 +133,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn percentiles_are_within_one_percent_of_the_exact_ones() {
+        let m = Metrics::default();
+        // 1.1 ms and 2.0 ms used to read alike (2048 µs); a spread of values.
+        let mut values: Vec<u64> = (0..10_000u64).map(|i| 100 + (i * i) % 90_000).collect();
+        values.extend([1_100, 2_000]);
+        for v in &values {
+            m.record("s", "e", true, *v, 0);
+        }
+        values.sort_unstable();
+        let snapshot = m.snapshot();
+        let l = &snapshot["services"]["s"]["endpoints"]["e"]["latencyUs"];
+        for (key, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+            let exact = values[((q * values.len() as f64).ceil() as usize).saturating_sub(1)] as f64;
+            let got = l[key].as_f64().expect("number");
+            assert!((got - exact).abs() <= exact * 0.01, "{key}: {got} vs exact {exact}");
+        }
+        let one = Metrics::default();
+        one.record("a", "b", true, 1_100, 0);
+        let two = Metrics::default();
+        two.record("a", "b", true, 2_000, 0);
+        let p = |m: &Metrics| m.snapshot()["services"]["a"]["endpoints"]["b"]["latencyUs"]["p50"].as_u64();
+        assert_ne!(p(&one), p(&two), "1.1 ms and 2.0 ms no longer read alike");
+    }
+
+    #[test]
     fn counts_and_percentiles() {
         let m = Metrics::default();
         for us in [10, 20, 30, 5000] {
@@ -152,9 +166,9 @@ mod tests {
         let v = m.snapshot();
         let e = &v["services"]["s"]["endpoints"]["e"];
         assert_eq!((e["requests"].as_u64(), e["errors"].as_u64()), (Some(4), Some(1)));
-        // Values in bucket b lie in [2^(b-1), 2^b); a percentile is reported as 2^b.
-        assert_eq!(e["latencyUs"]["p50"], 32, "20 µs is in the 16..32 bucket");
-        assert_eq!(e["latencyUs"]["p99"], 8192, "5000 µs is in the 4096..8192 bucket");
+        assert_eq!(e["latencyUs"]["p50"], 20, "the second of four");
+        let p99 = e["latencyUs"]["p99"].as_f64().expect("p99");
+        assert!((p99 - 5000.0).abs() <= 50.0, "within 1% of 5000: {p99}");
         assert_eq!(m.usage()["s"], (4, 5 + 10 + 15 + 2500));
     }
 }

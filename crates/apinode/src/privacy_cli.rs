@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::admin::audit_policy::check_hashed_field;
-use crate::admin_cli::record_offline;
+use crate::offline::record_offline;
 use crate::privacy::HmacKeys;
 use crate::registry::files::ServiceFile;
 

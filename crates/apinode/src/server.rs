@@ -179,9 +179,14 @@ pub async fn run(data_dir: &Path, env: &HashMap<String, String>, overrides: Over
     served.map_err(io("serving"))
 }
 
-/// The whole HTTP API of `node`: the user API with the admin API nested.
+/// The whole HTTP API of `node`: the user API with the admin API nested,
+/// and `/metrics` (behind the admin key when `metrics.auth` is `ADMIN_KEY`).
 pub fn app(node: Arc<Node>) -> axum::Router {
-    crate::http::router(node.clone(), crate::admin::router(node))
+    let mut metrics = crate::http::observe::metrics_router(&node);
+    if node.config.metrics.admin_key {
+        metrics = metrics.route_layer(axum::middleware::from_fn_with_state(node.clone(), crate::admin::require_admin));
+    }
+    crate::http::router(node.clone(), crate::admin::router(node), metrics)
 }
 
 /// Every 5 s, the `authfail` summaries of the minutes that are over

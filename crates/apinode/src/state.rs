@@ -36,6 +36,8 @@ pub struct Node {
     pub admin_lock: tokio::sync::Mutex<()>,
     /// Request counters.
     pub metrics: Metrics,
+    /// `GET /metrics` (none when `metrics.enabled` is false).
+    pub prometheus: Option<crate::prometheus::Prometheus>,
     /// Each service's recent query records.
     pub queries: QueryRings,
     /// The audit trail: every record the node makes goes through it.
@@ -65,7 +67,11 @@ impl Node {
         let hmac_keys = crate::privacy::HmacKeys::open(data_dir)
             .map_err(|source| KeyStoreError::Io { path: crate::privacy::hmac_keys::FILE.to_owned(), source })?;
         let auth_throttle = AuthThrottle::new(config.limits.auth_failures_per_minute);
+        let started =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let prometheus = config.metrics.enabled.then(|| crate::prometheus::Prometheus::new(audit.clone(), started));
         Ok(Node {
+            prometheus,
             key_hasher,
             hmac_keys,
             auth_throttle,

@@ -99,6 +99,9 @@ pub struct WriterStats {
     pub syncs: AtomicU64,
     /// Records lost by failed writes, per logger (dotted name).
     pub lost: Mutex<BTreeMap<String, u64>>,
+    /// Records committed to every file that took them, per logger (dotted
+    /// name): with `lost`, what `/metrics` reports per stream.
+    pub written_by: Mutex<BTreeMap<String, u64>>,
 }
 
 impl WriterStats {
@@ -487,11 +490,17 @@ impl Batch {
         if self.waiting {
             shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         }
-        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        // Per logger: (logger, written, lost); a batch has few loggers.
+        let mut tally: Vec<(Cow<'static, str>, u64, u64)> = Vec::new();
         for (seq, target, ticket) in self.records.drain(..) {
             let reason = lost.get(&seq);
-            if reason.is_some() {
-                *counted.entry(target.replace("::", ".")).or_default() += 1;
+            let (w, l) = if reason.is_some() { (0, 1) } else { (1, 0) };
+            match tally.iter_mut().find(|(t, _, _)| *t == target) {
+                Some(entry) => {
+                    entry.1 += w;
+                    entry.2 += l;
+                }
+                None => tally.push((target, w, l)),
             }
             let Some(t) = ticket else { continue };
             match (reason, &synced) {
@@ -500,10 +509,17 @@ impl Batch {
                 _ => t.done(),
             }
         }
-        if !counted.is_empty() {
+        if !tally.is_empty() {
+            let mut written = shared.stats.written_by.lock().unwrap_or_else(PoisonError::into_inner);
             let mut all = shared.stats.lost.lock().unwrap_or_else(PoisonError::into_inner);
-            for (logger, n) in counted {
-                *all.entry(logger).or_default() += n;
+            for (logger, w, l) in tally {
+                let logger = logger.replace("::", ".");
+                if w > 0 {
+                    *written.entry(logger.clone()).or_default() += w;
+                }
+                if l > 0 {
+                    *all.entry(logger).or_default() += l;
+                }
             }
         }
         self.waiting = false;

@@ -86,7 +86,7 @@ pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
 }
 
 /// Authenticates every admin call; refusals are answered and recorded here.
-async fn require_admin(
+pub(crate) async fn require_admin(
     State(node): State<Arc<Node>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     mut request: Request,

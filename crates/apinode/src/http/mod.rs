@@ -5,6 +5,7 @@
 //! own files and map domain results through the one error table of `error`.
 
 pub mod error;
+pub mod observe;
 pub mod predict;
 pub mod request;
 
@@ -33,13 +34,16 @@ pub const DSS_API_VERSION: &str = "1";
 pub const NOT_ALIVE_FILE: &str = "apinode-not-alive.txt";
 
 /// The whole HTTP API of a node: the user API here, the admin API
-/// (`admin`, built by the admin module) nested under `/admin/api`.
-pub fn router(node: Arc<Node>, admin: Router<Arc<Node>>) -> Router {
+/// (`admin`, built by the admin module) nested under `/admin/api`, and
+/// `metrics` (`observe::metrics_router`, with the layers the server adds).
+pub fn router(node: Arc<Node>, admin: Router<Arc<Node>>, metrics: Router<Arc<Node>>) -> Router {
     let user = "/public/api/v1/{service}/{endpoint}";
     Router::new()
         .route(&format!("{user}/predict"), post(predict::predict))
         .route(&format!("{user}/predict-multi"), post(predict::predict_multi))
         .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
+        .route("/public/api/v1/{service}/openapi.json", get(observe::openapi))
+        .merge(metrics)
         .route("/isAlive", get(is_alive))
         .route("/isAlive/", get(is_alive))
         .nest("/admin/api", admin)

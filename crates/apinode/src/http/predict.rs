@@ -71,6 +71,8 @@ pub struct Call {
     endpoint_found: std::sync::atomic::AtomicBool,
     /// Microseconds spent scoring (compute-resource-usage).
     scoring_us: std::sync::atomic::AtomicU64,
+    /// The generation that answered, once resolved.
+    generation: std::sync::OnceLock<String>,
     /// The request body, kept for a failure record.
     body: Bytes,
 }
@@ -217,6 +219,7 @@ impl FromRequestParts<Arc<Node>> for Call {
             service_found: false,
             endpoint_found: std::sync::atomic::AtomicBool::new(false),
             scoring_us: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::OnceLock::new(),
             body: Bytes::new(),
         })
     }
@@ -277,6 +280,7 @@ impl Call {
     async fn score(&self, node: &Arc<Node>, service: &Service, request: Request) -> Result<Response, ApiError> {
         let target = resolve(service, &self.endpoint, request.dispatch.as_ref())?;
         self.endpoint_found.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.generation.set(target.generation.as_str().to_owned());
         let explain = explain_settings(request.explanations.as_ref(), &target.defaults)?;
         let shapley = explain.is_some_and(|e| e.method == ExplanationMethod::Shapley);
         let inline = !shapley && request.items.len() <= INLINE_MAX_RECORDS;
@@ -325,12 +329,9 @@ impl Call {
 
     /// Records a refusal and turns the outcome into the answer.
     async fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
+        let endpoint =
+            if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) { self.endpoint.as_str() } else { "*" };
         if self.service_found {
-            let endpoint = if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) {
-                self.endpoint.as_str()
-            } else {
-                "*"
-            };
             let scoring_us = self.scoring_us.load(std::sync::atomic::Ordering::Relaxed);
             node.metrics.record(&self.service, endpoint, outcome.is_ok(), micros(self.started), scoring_us);
         }
@@ -374,6 +375,19 @@ impl Call {
         }
         if self.id_problem == IdProblem::Replaced {
             response.headers_mut().insert("x-request-id-replaced", HeaderValue::from_static("true"));
+        }
+        // Known services only: a caller cannot grow the label sets.
+        if self.service_found
+            && let Some(p) = &node.prometheus
+        {
+            let labels = crate::prometheus::CallLabels {
+                service: self.service.clone(),
+                endpoint: endpoint.to_owned(),
+                generation: self.generation.get().cloned().unwrap_or_else(|| "-".into()),
+                verb: self.path.rsplit('/').next().unwrap_or_default().to_owned(),
+                status: response.status().as_u16(),
+            };
+            p.call(&labels, self.started.elapsed().as_secs_f64());
         }
         if let Some(caller) = self.caller {
             response.extensions_mut().insert(caller);
@@ -509,6 +523,17 @@ impl Scoring {
             if self.log_queries {
                 messages.push(message);
             }
+        }
+        if let Some(p) = &node.prometheus {
+            let ignored = self.results.iter().filter(|r| r.get("ignored") == Some(&Value::Bool(true))).count() as u64;
+            let all = self.results.len() as u64;
+            p.scored(
+                target.service.as_str(),
+                target.endpoint.as_str(),
+                target.generation.as_str(),
+                all - ignored,
+                ignored,
+            );
         }
         let api_context = ApiContext {
             service_id: target.service.as_str(),

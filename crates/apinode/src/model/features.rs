@@ -94,6 +94,21 @@ struct Feature {
     reference: Vec<RawValue>,
 }
 
+/// One input feature as a caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureDoc<'a> {
+    /// Its key in `features`.
+    pub name: &'a str,
+    /// A number (else a category).
+    pub numeric: bool,
+    /// A category's known levels, in the model's order.
+    pub levels: Vec<&'a str>,
+    /// Without it (or with null) the record is not scored.
+    pub required: bool,
+    /// An unknown level makes the record not scored.
+    pub unseen_refused: bool,
+}
+
 /// The validated preprocessing of a model: raw values in, encoded columns out.
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
@@ -145,6 +160,25 @@ impl Preprocessor {
     /// The name of input feature `i`.
     pub fn name(&self, i: usize) -> &str {
         &self.features[i].name
+    }
+
+    /// What a caller may send, feature by feature (for the OpenAPI document).
+    pub fn describe(&self) -> Vec<FeatureDoc<'_>> {
+        self.features
+            .iter()
+            .map(|f| {
+                let mut levels: Vec<(&str, usize)> =
+                    f.dummy.iter().flat_map(|d| d.index.iter().map(|(l, i)| (l.as_str(), *i))).collect();
+                levels.sort_by_key(|(_, i)| *i);
+                FeatureDoc {
+                    name: &f.name,
+                    numeric: f.kind == FeatureKind::Numeric,
+                    levels: levels.into_iter().map(|(l, _)| l).collect(),
+                    required: matches!(f.missing, Missing::IgnoreRecord),
+                    unseen_refused: f.dummy.as_ref().is_some_and(|d| d.unseen == UnseenPolicy::IgnoreRecord),
+                }
+            })
+            .collect()
     }
 
     /// The reference values of input feature `i` (never empty).

@@ -58,7 +58,7 @@ pub fn transform(action: Action, value: &Value, keys: &HmacKeys) -> Option<Value
 
 /// `features` under `policy`.
 fn features<'a>(policy: &AuditPolicy, keys: &HmacKeys, map: &'a Map<String, Value>) -> Cow<'a, Map<String, Value>> {
-    let listed = |name: &str| policy.fields.get(&FieldPath::Feature(name.to_owned())).copied();
+    let listed = |name: &str| policy.feature_actions.get(name).copied();
     if !policy.default_drop && !map.keys().any(|k| listed(k).is_some_and(|a| a != Action::Keep)) {
         return Cow::Borrowed(map);
     }

@@ -87,6 +87,9 @@ pub struct AuditPolicy {
     pub default_drop: bool,
     /// Actions by field.
     pub fields: BTreeMap<FieldPath, Action>,
+    /// The actions of `features.<name>` fields, by name (looked up per
+    /// feature of every record without allocating).
+    pub feature_actions: BTreeMap<String, Action>,
     /// Share of query records kept, in (0, 1].
     pub rate: f64,
 }
@@ -99,7 +102,8 @@ impl AuditPolicy {
     /// `fields.features.ssn`.
     pub fn parse(value: &Value) -> Result<AuditPolicy, Vec<(String, String)>> {
         let mut problems = Vec::new();
-        let mut policy = AuditPolicy { default_drop: false, fields: BTreeMap::new(), rate: 1.0 };
+        let mut policy =
+            AuditPolicy { default_drop: false, fields: BTreeMap::new(), feature_actions: BTreeMap::new(), rate: 1.0 };
         let Some(o) = value.as_object() else {
             return Err(vec![(String::new(), "must be an object: {\"default\", \"fields\", \"sampling\"}".into())]);
         };
@@ -152,6 +156,11 @@ impl AuditPolicy {
             }
         }
         problems.sort();
+        policy.feature_actions = policy
+            .fields
+            .iter()
+            .filter_map(|(p, a)| if let FieldPath::Feature(name) = p { Some((name.clone(), *a)) } else { None })
+            .collect();
         if problems.is_empty() { Ok(policy) } else { Err(problems) }
     }
 
@@ -213,7 +222,8 @@ mod tests {
 
     #[test]
     fn sampling_is_a_pure_function_of_the_request_id() {
-        let p = AuditPolicy { default_drop: false, fields: BTreeMap::new(), rate: 0.1 };
+        let p =
+            AuditPolicy { default_drop: false, fields: BTreeMap::new(), feature_actions: BTreeMap::new(), rate: 0.1 };
         let kept = (0..20_000).filter(|i| p.keeps(&format!("r-{i}"))).count();
         assert!((1_800..=2_200).contains(&kept), "{kept}");
         assert_eq!(p.keeps("r-42"), p.keeps("r-42"));

@@ -87,6 +87,25 @@ pub struct TargetStats {
     pub down: AtomicBool,
     /// The last delivery error.
     pub last_error: Mutex<Option<String>>,
+    /// When the target last delivered something, or started (epoch ms):
+    /// the delivery lag is counted from it while records wait.
+    pub last_progress_ms: AtomicU64,
+}
+
+/// Now, in epoch milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl TargetStats {
+    /// Seconds since the target last delivered, while `waiting` records
+    /// wait for it; 0 when nothing waits.
+    pub fn delivery_lag_seconds(&self, waiting: u64) -> f64 {
+        if waiting == 0 {
+            return 0.0;
+        }
+        now_ms().saturating_sub(self.last_progress_ms.load(Ordering::Relaxed)) as f64 / 1000.0
+    }
 }
 
 struct QueueState<R> {
@@ -238,7 +257,7 @@ impl<R: Record> Delivery<R> {
             dead: Mutex::new(DeadLetter::new(name, spool_dir)),
             gauge,
             settings,
-            stats: TargetStats::default(),
+            stats: TargetStats { last_progress_ms: AtomicU64::new(now_ms()), ..TargetStats::default() },
             name: name.to_owned(),
             events,
         });
@@ -438,6 +457,9 @@ impl<R: Record> Delivery<R> {
             "queued": self.shared.queue().items.len(),
             "spoolMessages": load(&self.shared.gauge.messages),
             "spoolBytes": load(&self.shared.gauge.bytes),
+            "deliveryLagSeconds": s.delivery_lag_seconds(
+                load(&self.shared.gauge.messages) + self.shared.queue().items.len() as u64,
+            ),
             "spoolMaxBytes": self.shared.settings.spool_max_bytes,
             "onFull": self.shared.settings.on_full.as_str(),
             "lastError": *lock(&s.last_error),

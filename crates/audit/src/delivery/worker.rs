@@ -152,6 +152,7 @@ impl<R: Record> Worker<R> {
                 From::Spool => &stats.replayed,
             };
             counter.fetch_add(n as u64, Ordering::Relaxed);
+            stats.last_progress_ms.store(super::now_ms(), Ordering::Relaxed);
         };
         if batch.is_empty() {
             return Settled::All;

@@ -28,6 +28,7 @@ pub mod verify;
 
 pub use audit_types::tlog;
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -133,6 +134,8 @@ pub struct Integrity {
     /// The integrity thread's queue: syncing, proving and signing happen
     /// there, so that the writer thread only takes a snapshot.
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// When each origin's last checkpoint was signed (epoch ms).
+    signed: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 /// A checkpoint to finish on the integrity thread.
@@ -144,11 +147,15 @@ struct Job {
     done: Option<mpsc::Sender<()>>,
 }
 
-fn run_jobs(signer: &NoteSigner, jobs: &mpsc::Receiver<Job>) {
+fn run_jobs(signer: &NoteSigner, jobs: &mpsc::Receiver<Job>, signed: &Mutex<BTreeMap<String, u64>>) {
     while let Ok(job) = jobs.recv() {
         let origin = job.pending.origin().to_owned();
         match job.pending.finish(signer) {
             Ok(report) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                signed.lock().unwrap_or_else(PoisonError::into_inner).insert(origin.clone(), now);
                 if let Some(events) = &job.report {
                     events.report(&origin, Event::Checkpoint(Box::new(report)));
                 }
@@ -174,7 +181,11 @@ impl Integrity {
         lock.lock()?;
         let (tx, rx) = mpsc::channel();
         let for_thread = signer.clone();
-        std::thread::Builder::new().name("audit-integrity".into()).spawn(move || run_jobs(&for_thread, &rx))?;
+        let signed: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let signed_by_thread = signed.clone();
+        std::thread::Builder::new()
+            .name("audit-integrity".into())
+            .spawn(move || run_jobs(&for_thread, &rx, &signed_by_thread))?;
         Ok(Arc::new(Integrity {
             node_id: node_id.to_owned(),
             signer,
@@ -183,7 +194,25 @@ impl Integrity {
             interval: settings.interval,
             _lock: lock,
             jobs: Mutex::new(tx),
+            signed,
         }))
+    }
+
+    /// Starts the clock of `origin`'s checkpoint age when its tree opens
+    /// (until its first checkpoint, the age counts from then).
+    pub fn opened(&self, origin: &str) {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.signed.lock().unwrap_or_else(PoisonError::into_inner).entry(origin.to_owned()).or_insert(now);
+    }
+
+    /// Seconds since each origin's last checkpoint was signed (or since its
+    /// tree opened in this process, before its first one).
+    pub fn checkpoint_ages(&self) -> BTreeMap<String, f64> {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let signed = self.signed.lock().unwrap_or_else(PoisonError::into_inner);
+        signed.iter().map(|(o, at)| (o.clone(), now.saturating_sub(*at) as f64 / 1000.0)).collect()
     }
 
     /// Finishes `pending` on the integrity thread, reporting it on `report`

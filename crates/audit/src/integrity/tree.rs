@@ -65,6 +65,7 @@ impl AppenderTree {
         };
         let recorded = live.strip_prefix(&ctx.data_dir).unwrap_or(live).to_path_buf();
         ledger.write_meta(&Meta { origin: origin.clone(), file: recorded })?;
+        ctx.opened(&origin);
         let mut segments = ledger.segments()?;
         let live_leaves = files::leaves(live).unwrap_or_default();
         let mut frontier = Frontier::new();

@@ -311,8 +311,22 @@ impl AuditRuntime {
                 "commits": load(&s.commits),
                 "syncs": load(&s.syncs),
                 "lost": lost,
+                "writtenByLogger": s.written_by.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+                "queued": load(&s.enqueued).saturating_sub(load(&s.written)),
             })
         });
+        // Seconds since each appender's last signed checkpoint, by appender
+        // (the origin is `<nodeId>/<APPENDER>`).
+        let checkpoints: serde_json::Map<String, Value> =
+            self.registry.integrity().map_or_else(Default::default, |i| {
+                i.checkpoint_ages()
+                    .into_iter()
+                    .map(|(origin, age)| {
+                        let appender = origin.rsplit('/').next().unwrap_or(&origin).to_owned();
+                        (appender, json!(age))
+                    })
+                    .collect()
+            });
         let failing: serde_json::Map<String, Value> = self
             .registry
             .failing()
@@ -333,6 +347,7 @@ impl AuditRuntime {
             .map(|(a, (files, records))| (a, json!({"deletedFiles": files, "deletedRecords": records})))
             .collect();
         json!({
+            "checkpointAgeSeconds": checkpoints,
             "retention": retention,
             "durability": self.durability.as_str(),
             "onWriteFailure": self.on_write_failure.as_str(),
