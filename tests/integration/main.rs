@@ -14,6 +14,7 @@ mod dispatch;
 mod dss;
 mod durability;
 mod errors;
+mod feedback;
 mod hostile;
 mod integrity;
 mod kafka;

@@ -143,6 +143,45 @@ pub enum Cmd {
         #[arg(long)]
         dispatch_key: Option<String>,
     },
+    /// Send outcomes for predictions from a CSV (requestId,outcome[,time,weight]) or JSON-lines file.
+    FeedbackImport {
+        service: String,
+        endpoint: String,
+        file: PathBuf,
+        /// The service's user API key, when it has keys.
+        #[arg(long, env = "APINODE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Outcomes per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Join predictions with outcomes and write report.json, report.html and report.prom (offline).
+    Monitor {
+        /// The service.
+        #[arg(long)]
+        service: String,
+        /// One endpoint (default: all).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Files or folders of query records: audit files (rolled, .gz) or an event server's folders (default: run/audit).
+        #[arg(long, value_name = "SOURCE")]
+        queries: Vec<PathBuf>,
+        /// Files or folders of feedback records (default: run/audit).
+        #[arg(long, value_name = "SOURCE")]
+        feedback: Vec<PathBuf>,
+        /// From this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Window length: 90s, 30m, 1h, 1d.
+        #[arg(long, default_value = "1h")]
+        window: String,
+        /// Where the report goes.
+        #[arg(long, default_value = "monitor-report")]
+        out: PathBuf,
+    },
     /// Print the verifier key of the audit checkpoints (C2SP form).
     AuditPublicKey,
     /// Check the audit files against every signed checkpoint (offline; exit 0 only when all is ok).
@@ -180,6 +219,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Cmd::AuditProve { request_id, output_file, key } => {
             crate::audit_cli::prove(&ctx.data_dir, request_id, output_file.as_deref(), key.as_deref())
+        }
+        Cmd::FeedbackImport { service, endpoint, file, api_key, batch } => {
+            let items = crate::monitor_cli::outcomes_file(file)?;
+            let url = format!("{}/public/api/v1/{service}/{endpoint}/feedback", ctx.base()?);
+            let client = ctx.client()?;
+            let mut sent = 0;
+            for (n, chunk) in items.chunks((*batch).max(1)).enumerate() {
+                let mut request = client.post(&url).json(&json!({"items": chunk}));
+                if let Some(k) = api_key {
+                    request = request.bearer_auth(k);
+                }
+                let answer = http(request).with_context(|| {
+                    format!(
+                        "batch {} (outcomes {} to {}); the batches before it were kept",
+                        n + 1,
+                        sent + 1,
+                        sent + chunk.len()
+                    )
+                })?;
+                sent += answer["accepted"].as_u64().unwrap_or(0) as usize;
+            }
+            out!("Imported {sent} outcomes into {service}/{endpoint}");
+            Ok(())
+        }
+        Cmd::Monitor { service, endpoint, queries, feedback, since, until, window, out: dir } => {
+            let options = crate::monitor_cli::options(
+                &ctx.data_dir,
+                service,
+                endpoint.clone(),
+                queries,
+                feedback,
+                since,
+                until,
+                window,
+            )?;
+            let report = crate::monitor::report(&options)?;
+            crate::monitor::write(&report, dir)?;
+            match ctx.args.output {
+                Output::Json => out!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Fancy => out!(
+                    "{} query records, {} outcomes ({} unmatched); report in {}/report.html",
+                    report["totals"]["queryRecords"],
+                    report["totals"]["outcomes"],
+                    report["totals"]["unmatchedOutcomes"],
+                    dir.display()
+                ),
+            }
+            Ok(())
         }
         Cmd::ServicesList => {
             let v = ctx.call("GET", "services", None)?;

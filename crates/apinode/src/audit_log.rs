@@ -166,6 +166,71 @@ pub fn query_message(call: &CallInfo<'_>, scored: &Scored<'_>) -> Message {
     }
 }
 
+/// One outcome of a `feedback` call, as validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// The prediction it is the outcome of.
+    pub request_id: String,
+    /// A class label (text) or a number.
+    pub outcome: Value,
+    /// When it happened (RFC 3339; the call's time when not given).
+    pub time: String,
+    /// Its weight in the metrics.
+    pub weight: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedbackRecord<'a> {
+    topic: &'static str,
+    msg_type: &'static str,
+    event_id: &'a str,
+    timestamp: String,
+    node_id: &'a str,
+    service_id: &'a str,
+    endpoint_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing_key: Option<&'a str>,
+    client_ip: IpAddr,
+    /// The feedback call's own id.
+    feedback_request_id: &'a RequestId,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_user: Option<&'a str>,
+    auth: Option<AuthRef<'a>>,
+}
+
+/// One `prediction-feedback` message on `apinode-feedback` (docs/monitoring.md
+/// "Outcomes in").
+pub fn feedback_message(call: &CallInfo<'_>, routing_key: Option<&RoutingKey>, outcome: &Outcome) -> Message {
+    let event_id = EventId::generate();
+    let text = serde_json::to_string(&FeedbackRecord {
+        topic: Topic::ApinodeFeedback.as_str(),
+        msg_type: "prediction-feedback",
+        event_id: event_id.as_str(),
+        timestamp: now(),
+        node_id: call.node_id,
+        service_id: call.service_id,
+        endpoint_id: call.endpoint_id,
+        routing_key: routing_key.map(RoutingKey::as_str),
+        client_ip: call.client_ip,
+        feedback_request_id: call.request_id,
+        outcome,
+        auth_user: auth_user(call.caller),
+        auth: call.caller.map(AuthRef::from),
+    })
+    .unwrap_or_default();
+    Message {
+        topic: Topic::ApinodeFeedback,
+        level: Level::Info,
+        routing_key: routing_key.cloned(),
+        event_id,
+        text: text.into(),
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FailureRecord<'a> {

@@ -22,6 +22,8 @@
 //! - [`process`]: this process's CPU, memory and file descriptors (`/proc/self`).
 //! - [`resource_usage`]: compute-resource-usage messages, reported drops.
 //! - [`metrics`]: request counters and latency histograms (HDR, exact to 1%).
+//! - [`monitor`]: the feedback loop's join and report (offline).
+//! - [`monitor_cli`]: `feedback-import` files and `monitor` options.
 //! - [`openapi`]: each service's OpenAPI 3.1 document, typed from its models.
 //! - [`prometheus`]: `GET /metrics`: requests, the audit pipeline, the process.
 //! - [`query_ring`]: each service's recent query records.
@@ -51,6 +53,8 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
+pub mod monitor_cli;
 pub mod offline;
 pub mod openapi;
 pub mod permissions;

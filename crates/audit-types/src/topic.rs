@@ -23,6 +23,8 @@ pub enum Topic {
     ApiCalls,
     /// The node's resource use.
     ComputeResourceUsage,
+    /// Outcomes sent back for predictions (the feedback loop).
+    ApinodeFeedback,
     /// Signed checkpoints of the audit files' trees (network targets only:
     /// a checkpoint is about the files, so it is never written into them).
     AuditIntegrity,
@@ -31,14 +33,15 @@ pub enum Topic {
 /// A topic name that is not one of the node's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown topic {0:?} (known: apinode-query, authfail, generic, generic-failure, apicalls, compute-resource-usage, audit-integrity)"
+    "unknown topic {0:?} (known: apinode-query, apinode-feedback, authfail, generic, generic-failure, apicalls, compute-resource-usage, audit-integrity)"
 )]
 pub struct UnknownTopic(pub String);
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::ApinodeQuery,
+        Topic::ApinodeFeedback,
         Topic::AuthFail,
         Topic::Generic,
         Topic::GenericFailure,
@@ -51,6 +54,7 @@ impl Topic {
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::ApinodeQuery => "apinode-query",
+            Topic::ApinodeFeedback => "apinode-feedback",
             Topic::AuthFail => "authfail",
             Topic::Generic => "generic",
             Topic::GenericFailure => "generic-failure",
@@ -65,6 +69,7 @@ impl Topic {
     pub fn target(self) -> &'static str {
         match self {
             Topic::ApinodeQuery => "dku::apinode::audit::queries",
+            Topic::ApinodeFeedback => "dku::apinode::audit::feedback",
             Topic::AuthFail => "dku::apinode::audit::auth",
             Topic::Generic => "dku::apinode::audit::admin",
             Topic::GenericFailure => "dku::apinode::audit::failures",
@@ -84,6 +89,7 @@ impl Topic {
     pub fn logger(self) -> &'static str {
         match self {
             Topic::ApinodeQuery => "dku.apinode.audit.queries",
+            Topic::ApinodeFeedback => "dku.apinode.audit.feedback",
             Topic::AuthFail => "dku.apinode.audit.auth",
             Topic::Generic => "dku.apinode.audit.admin",
             Topic::GenericFailure => "dku.apinode.audit.failures",

@@ -5,6 +5,7 @@
 //! own files and map domain results through the one error table of `error`.
 
 pub mod error;
+pub mod feedback;
 pub mod observe;
 pub mod predict;
 pub mod request;
@@ -42,6 +43,7 @@ pub fn router(node: Arc<Node>, admin: Router<Arc<Node>>, metrics: Router<Arc<Nod
         .route(&format!("{user}/predict"), post(predict::predict))
         .route(&format!("{user}/predict-multi"), post(predict::predict_multi))
         .route(&format!("{user}/predict-simple"), get(predict::predict_simple))
+        .route(&format!("{user}/feedback"), post(feedback::feedback))
         .route("/public/api/v1/{service}/openapi.json", get(observe::openapi))
         .merge(metrics)
         .route("/isAlive", get(is_alive))

@@ -56,7 +56,7 @@ pub struct Call {
     client_ip: IpAddr,
     path: String,
     service: String,
-    endpoint: String,
+    pub(super) endpoint: String,
     caller: Option<Principal>,
     /// The `Authorization` header, checked against the service's keys.
     authorization: Option<HeaderValue>,
@@ -68,13 +68,13 @@ pub struct Call {
     /// Whether the service exists (only then is the call counted in metrics).
     service_found: bool,
     /// Whether the endpoint was resolved (else the call counts under `*`).
-    endpoint_found: std::sync::atomic::AtomicBool,
+    pub(super) endpoint_found: std::sync::atomic::AtomicBool,
     /// Microseconds spent scoring (compute-resource-usage).
     scoring_us: std::sync::atomic::AtomicU64,
     /// The generation that answered, once resolved.
     generation: std::sync::OnceLock<String>,
     /// The request body, kept for a failure record.
-    body: Bytes,
+    pub(super) body: Bytes,
 }
 
 /// What was wrong with the client's `X-Request-Id`.
@@ -236,7 +236,7 @@ impl Call {
         }
     }
 
-    fn info<'a>(&'a self, node: &'a Node) -> CallInfo<'a> {
+    pub(super) fn info<'a>(&'a self, node: &'a Node) -> CallInfo<'a> {
         CallInfo {
             node_id: &node.config.node_id,
             request_id: &self.request_id,
@@ -249,7 +249,7 @@ impl Call {
 
     /// Checks the request id, finds the service and checks the caller's key
     /// (an address over its `authFailuresPerMinute` gets 429 first).
-    fn authorise(&mut self, node: &Node) -> Result<Arc<Service>, ApiError> {
+    pub(super) fn authorise(&mut self, node: &Node) -> Result<Arc<Service>, ApiError> {
         if self.id_problem == IdProblem::Invalid {
             return Err(ApiError::InvalidRequest(
                 "X-Request-Id: must be 1 to 128 characters of [A-Za-z0-9._:-] \
@@ -328,7 +328,7 @@ impl Call {
     }
 
     /// Records a refusal and turns the outcome into the answer.
-    async fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
+    pub(super) async fn finish(self, node: &Node, outcome: Result<Response, ApiError>) -> Response {
         let endpoint =
             if self.endpoint_found.load(std::sync::atomic::Ordering::Relaxed) { self.endpoint.as_str() } else { "*" };
         if self.service_found {
