@@ -23,5 +23,6 @@ mod observe;
 mod parity;
 mod predict;
 mod privacy;
+mod report_page;
 mod secrets;
 mod tls;

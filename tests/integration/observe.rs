@@ -216,8 +216,8 @@ async fn every_sample_service_has_a_valid_openapi_document_that_builds_a_working
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         printed.lines().filter(|l| l.starts_with("ok ")).count(),
-        8,
-        "predict and predict-multi of 4 services: {printed}"
+        12,
+        "predict, predict-multi and feedback of 4 services: {printed}"
     );
     // Typed from the model: churn's plan is a category with its levels.
     let doc: serde_json::Value = reqwest::get(format!("{}/public/api/v1/churn/openapi.json", node.base()))

@@ -86,7 +86,7 @@ pub struct Scored<'a> {
     /// The service's routing key.
     pub routing_key: Option<&'a RoutingKey>,
     /// The features as the caller sent them.
-    pub features: &'a Map<String, Value>,
+    pub features: Features<'a>,
     /// The caller's context.
     pub context: Option<&'a Map<String, Value>>,
     /// The dispatch the caller asked for.
@@ -98,6 +98,16 @@ pub struct Scored<'a> {
     /// The service's sampling rate, when it keeps only some records (a
     /// monitor weights each kept record by its inverse).
     pub sampling_rate: Option<f64>,
+}
+
+/// A query record's features: as sent, or under the service's audit policy.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum Features<'a> {
+    /// As the caller sent them.
+    Plain(&'a Map<String, Value>),
+    /// Protected as they are written.
+    Protected(crate::privacy::apply::FeatureView<'a>),
 }
 
 #[derive(Serialize)]
@@ -118,7 +128,7 @@ struct QueryRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_user: Option<&'a str>,
     auth: Option<AuthRef<'a>>,
-    features: &'a Map<String, Value>,
+    features: Features<'a>,
     context: Option<&'a Map<String, Value>>,
     dispatch: Option<&'a Value>,
     result: &'a Map<String, Value>,

@@ -1,5 +1,6 @@
 //! A service's OpenAPI 3.1 document (docs/monitoring.md "OpenAPI"): the
-//! predict, predict-multi and predict-simple operations of every endpoint
+//! predict, predict-multi, predict-simple and feedback operations of every
+//! endpoint
 //! its mapping sends traffic to, each feature typed from the model (number,
 //! or category with its known levels), the result shaped by the prediction
 //! type, and the error body. Pure: built from the loaded service, no I/O.
@@ -111,6 +112,19 @@ pub fn document(service: &Service) -> Value {
         json!({"type": "object", "required": ["errorType", "message"],
                "properties": {"errorType": {"type": "string"}, "message": {"type": "string"}}}),
     );
+    schemas.insert(
+        "FeedbackRequest".into(),
+        json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "minItems": 1,
+            "items": {"type": "object", "required": ["requestId", "outcome"], "additionalProperties": false,
+                "properties": {"requestId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                    "outcome": {"type": ["string", "number"]},
+                    "time": {"type": "string", "format": "date-time"},
+                    "weight": {"type": "number", "minimum": 0}}}}}}),
+    );
+    schemas.insert(
+        "FeedbackAnswer".into(),
+        json!({"type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "integer"}}}),
+    );
     let api_context = json!({"type": "object", "properties": {"serviceId": {"type": "string"},
         "endpointId": {"type": "string"}, "serviceGeneration": {"type": "string"}}});
     for (ep, model) in &endpoints {
@@ -167,6 +181,12 @@ pub fn document(service: &Service) -> Value {
         let simple = json!({"operationId": format!("{ep}-predict-simple"),
             "summary": format!("Score one record with {ep}, features as query parameters (text)"),
             "parameters": params, "responses": responses(&name("Answer"))});
+        let mut feedback = json!({"operationId": format!("{ep}-feedback"),
+            "summary": format!("Send outcomes of {ep}'s predictions (the feedback loop)"),
+            "responses": responses("FeedbackAnswer")});
+        feedback["requestBody"] = json_body("FeedbackRequest");
+        feedback["requestBody"]["required"] = json!(true);
+        paths.insert(format!("{base}/feedback"), json!({"post": feedback}));
         paths.insert(format!("{base}/predict"), json!({"post": predict}));
         paths.insert(format!("{base}/predict-multi"), json!({"post": multi}));
         paths.insert(format!("{base}/predict-simple"), json!({"get": simple}));

@@ -6,7 +6,8 @@
 //! appender, from the audit runtime's counters) and the process. It owns
 //! no audit state and never blocks a request on a scrape.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -47,6 +48,28 @@ struct ScoredLabels {
     outcome: &'static str,
 }
 
+/// One call kind's handles (the family's own, shared).
+#[derive(Debug, Clone)]
+struct CallHandles {
+    generation: String,
+    verb: String,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// One generation's record counters.
+#[derive(Debug, Clone)]
+struct ScoredHandles {
+    generation: String,
+    scored: Counter,
+    ignored: Counter,
+}
+
+/// service → endpoint → handles: found with `&str` under a read lock, so a
+/// call allocates nothing and hashes no label set once its kind was seen.
+type Cache<T> = RwLock<BTreeMap<String, BTreeMap<String, Vec<T>>>>;
+
 /// The metrics the request path counts, and the registry a scrape encodes.
 #[derive(Debug)]
 pub struct Prometheus {
@@ -54,6 +77,16 @@ pub struct Prometheus {
     requests: Family<CallLabels, Counter>,
     durations: Family<CallLabels, Histogram>,
     scored: Family<ScoredLabels, Counter>,
+    calls: Cache<CallHandles>,
+    records: Cache<ScoredHandles>,
+}
+
+fn lock_read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock_write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Prometheus {
@@ -79,27 +112,86 @@ impl Prometheus {
         );
         registry.register_collector(Box::new(AuditCollector { audit }));
         registry.register_collector(Box::new(ProcessCollector { started }));
-        Prometheus { registry, requests: requests.clone(), durations: durations.clone(), scored: scored.clone() }
+        Prometheus { registry, requests, durations, scored, calls: Cache::default(), records: Cache::default() }
     }
 
-    /// Counts one call.
-    pub fn call(&self, labels: &CallLabels, seconds: f64) {
-        self.requests.get_or_create(labels).inc();
-        self.durations.get_or_create(labels).observe(seconds);
+    /// Counts one call of `verb` to `service`/`endpoint` answered by
+    /// `generation` with `status`, that took `seconds`.
+    pub fn call(&self, service: &str, endpoint: &str, generation: &str, verb: &str, status: u16, seconds: f64) {
+        {
+            let calls = lock_read(&self.calls);
+            let found = calls
+                .get(service)
+                .and_then(|e| e.get(endpoint))
+                .and_then(|v| v.iter().find(|h| h.status == status && h.generation == generation && h.verb == verb));
+            if let Some(h) = found {
+                h.requests.inc();
+                h.duration.observe(seconds);
+                return;
+            }
+        }
+        let labels = &CallLabels {
+            service: service.to_owned(),
+            endpoint: endpoint.to_owned(),
+            generation: generation.to_owned(),
+            verb: verb.to_owned(),
+            status,
+        };
+        let requests = self.requests.get_or_create(labels).clone();
+        let duration = self.durations.get_or_create(labels).clone();
+        let h = CallHandles {
+            generation: labels.generation.clone(),
+            verb: labels.verb.clone(),
+            status: labels.status,
+            requests,
+            duration,
+        };
+        h.requests.inc();
+        h.duration.observe(seconds);
+        let mut calls = lock_write(&self.calls);
+        let list = calls.entry(labels.service.clone()).or_default().entry(labels.endpoint.clone()).or_default();
+        if !list.iter().any(|x| x.status == h.status && x.generation == h.generation && x.verb == h.verb) {
+            list.push(h);
+        }
     }
 
     /// Counts the records of one call.
     pub fn scored(&self, service: &str, endpoint: &str, generation: &str, scored: u64, ignored: u64) {
-        for (outcome, n) in [("scored", scored), ("ignored", ignored)] {
-            if n > 0 {
-                let labels = ScoredLabels {
-                    service: service.to_owned(),
-                    endpoint: endpoint.to_owned(),
-                    generation: generation.to_owned(),
-                    outcome,
-                };
-                self.scored.get_or_create(&labels).inc_by(n);
+        let add = |h: &ScoredHandles| {
+            if scored > 0 {
+                h.scored.inc_by(scored);
             }
+            if ignored > 0 {
+                h.ignored.inc_by(ignored);
+            }
+        };
+        {
+            let records = lock_read(&self.records);
+            let found = records
+                .get(service)
+                .and_then(|e| e.get(endpoint))
+                .and_then(|v| v.iter().find(|h| h.generation == generation));
+            if let Some(h) = found {
+                add(h);
+                return;
+            }
+        }
+        let labels = |outcome| ScoredLabels {
+            service: service.to_owned(),
+            endpoint: endpoint.to_owned(),
+            generation: generation.to_owned(),
+            outcome,
+        };
+        // One statement per look-up: a family's guard lives to the end of
+        // its statement, and a second look-up that inserts would wait for it.
+        let scored_counter = self.scored.get_or_create(&labels("scored")).clone();
+        let ignored_counter = self.scored.get_or_create(&labels("ignored")).clone();
+        let h = ScoredHandles { generation: generation.to_owned(), scored: scored_counter, ignored: ignored_counter };
+        add(&h);
+        let mut records = lock_write(&self.records);
+        let list = records.entry(service.to_owned()).or_default().entry(endpoint.to_owned()).or_default();
+        if !list.iter().any(|x| x.generation == h.generation) {
+            list.push(h);
         }
     }
 
@@ -300,5 +392,36 @@ impl Collector for ProcessCollector {
             ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_records_are_counted_once_per_kind_and_encoded() {
+        let (audit, _memory) = AuditRuntime::in_memory("t");
+        let p = Prometheus::new(audit, 0.0);
+        for _ in 0..3 {
+            p.call("s", "e", "v1", "predict", 200, 0.001);
+            p.scored("s", "e", "v1", 2, 1);
+        }
+        p.call("s", "e", "v1", "predict", 400, 0.001);
+        let text = p.encode();
+        assert!(
+            text.contains(
+                r#"apinode_requests_total{service="s",endpoint="e",generation="v1",verb="predict",status="200"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"status="400"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"apinode_records_scored_total{service="s",endpoint="e",generation="v1",outcome="scored"} 6"#
+            )
+        );
+        assert!(text.contains(r#"outcome="ignored"} 3"#));
+        assert!(text.contains("# TYPE apinode_requests_total counter") && !text.contains("# EOF"));
     }
 }

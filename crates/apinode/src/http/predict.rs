@@ -380,14 +380,14 @@ impl Call {
         if self.service_found
             && let Some(p) = &node.prometheus
         {
-            let labels = crate::prometheus::CallLabels {
-                service: self.service.clone(),
-                endpoint: endpoint.to_owned(),
-                generation: self.generation.get().cloned().unwrap_or_else(|| "-".into()),
-                verb: self.path.rsplit('/').next().unwrap_or_default().to_owned(),
-                status: response.status().as_u16(),
-            };
-            p.call(&labels, self.started.elapsed().as_secs_f64());
+            p.call(
+                &self.service,
+                endpoint,
+                self.generation.get().map_or("-", String::as_str),
+                self.path.rsplit('/').next().unwrap_or_default(),
+                response.status().as_u16(),
+                self.started.elapsed().as_secs_f64(),
+            );
         }
         if let Some(caller) = self.caller {
             response.extensions_mut().insert(caller);
@@ -504,14 +504,20 @@ impl Scoring {
             if policy.is_some_and(|p| !p.keeps(id.as_str())) {
                 continue;
             }
-            let applied = policy.map(|p| {
-                crate::privacy::apply::query(p, &node.hmac_keys, &item.features, item.context.as_ref(), result)
-            });
+            let applied =
+                policy.map(|p| crate::privacy::apply::query(p, &node.hmac_keys, item.context.as_ref(), result));
             let scored = Scored {
                 request_id: &id,
                 generation: target.generation.as_str(),
                 routing_key: target.routing_key.as_ref(),
-                features: applied.as_ref().map_or(&item.features, |a| &*a.features),
+                features: match policy {
+                    Some(p) => audit_log::Features::Protected(crate::privacy::apply::FeatureView::new(
+                        p,
+                        &node.hmac_keys,
+                        &item.features,
+                    )),
+                    None => audit_log::Features::Plain(&item.features),
+                },
                 context: applied.as_ref().map_or(item.context.as_ref(), |a| a.context.as_deref()),
                 dispatch: self.dispatch.as_ref(),
                 result: applied.as_ref().map_or(&*result, |a| &*a.result),

@@ -14,8 +14,6 @@ use super::policy::{Action, AuditPolicy, FieldPath};
 /// What a query record keeps of a caller's data.
 #[derive(Debug)]
 pub struct Applied<'a> {
-    /// The features.
-    pub features: Cow<'a, Map<String, Value>>,
     /// The context.
     pub context: Option<Cow<'a, Map<String, Value>>>,
     /// The result.
@@ -54,6 +52,43 @@ pub fn transform(action: Action, value: &Value, keys: &HmacKeys) -> Option<Value
             }
         }
     })
+}
+
+/// A record's features under a policy, serialised straight from the
+/// caller's map: protected values are made as they are written, and
+/// nothing else is copied (the policy's cost on the request path).
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureView<'a> {
+    map: &'a Map<String, Value>,
+    policy: &'a AuditPolicy,
+    keys: &'a HmacKeys,
+}
+
+impl<'a> FeatureView<'a> {
+    /// `map` as `policy` keeps it.
+    pub fn new(policy: &'a AuditPolicy, keys: &'a HmacKeys, map: &'a Map<String, Value>) -> Self {
+        FeatureView { map, policy, keys }
+    }
+}
+
+impl serde::Serialize for FeatureView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let default = if self.policy.default_drop { Action::Drop } else { Action::Keep };
+        let mut out = serializer.serialize_map(None)?;
+        for (k, v) in self.map {
+            match self.policy.feature_actions.get(k.as_str()).copied().unwrap_or(default) {
+                Action::Keep => out.serialize_entry(k, v)?,
+                Action::Drop => {}
+                action => {
+                    if let Some(t) = transform(action, v, self.keys) {
+                        out.serialize_entry(k, &t)?;
+                    }
+                }
+            }
+        }
+        out.end()
+    }
 }
 
 /// `features` under `policy`.
@@ -131,7 +166,6 @@ fn context<'a>(policy: &AuditPolicy, keys: &HmacKeys, map: &'a Map<String, Value
 pub fn query<'a>(
     policy: &AuditPolicy,
     keys: &HmacKeys,
-    feature_map: &'a Map<String, Value>,
     context_map: Option<&'a Map<String, Value>>,
     result: &'a Map<String, Value>,
 ) -> Applied<'a> {
@@ -143,11 +177,7 @@ pub fn query<'a>(
     } else {
         Cow::Borrowed(result)
     };
-    Applied {
-        features: features(policy, keys, feature_map),
-        context: context_map.map(|c| context(policy, keys, c)),
-        result,
-    }
+    Applied { context: context_map.map(|c| context(policy, keys, c)), result }
 }
 
 /// A failure record's body under `policy`: the parsed body with every
@@ -208,18 +238,20 @@ mod tests {
         let f = obj(json!({"ssn": "123-45-6789", "email": "a@b.c", "income": 53_210, "name": "Alice", "age": 41}));
         let c = obj(json!({"user": {"note": "secret", "tier": "gold"}}));
         let r = obj(json!({"prediction": "yes", "explanations": {"age": 0.2}}));
-        let a = query(&p, &keys, &f, Some(&c), &r);
-        assert_eq!(a.features["ssn"], json!(keys.token(&json!("123-45-6789"))));
-        assert_eq!(a.features["email"], "***");
-        assert_eq!(a.features["income"], json!(50000.0));
-        assert_eq!(a.features["name"], "A");
-        assert_eq!(a.features["age"], 41);
+        let a = query(&p, &keys, Some(&c), &r);
+        let view = serde_json::to_value(FeatureView::new(&p, &keys, &f)).expect("json");
+        assert_eq!(view["ssn"], json!(keys.token(&json!("123-45-6789"))));
+        assert_eq!(view["email"], "***");
+        assert_eq!(view["income"], json!(50000.0));
+        assert_eq!(view["name"], "A");
+        assert_eq!(view["age"], 41);
+        assert_eq!(Value::Object(features(&p, &keys, &f).into_owned()), view, "bodies protect alike");
         assert_eq!(a.context.as_deref(), Some(&obj(json!({"user": {"tier": "gold"}}))));
         assert!(!a.result.contains_key("explanations") && a.result["prediction"] == "yes");
         let (p, keys, _d) =
             setup(json!({"default": "DROP", "fields": {"features.age": "KEEP", "context.user.tier": "KEEP"}}));
-        let a = query(&p, &keys, &f, Some(&c), &r);
-        assert_eq!(*a.features, obj(json!({"age": 41})));
+        let a = query(&p, &keys, Some(&c), &r);
+        assert_eq!(serde_json::to_value(FeatureView::new(&p, &keys, &f)).expect("json"), json!({"age": 41}));
         assert_eq!(a.context.as_deref(), Some(&obj(json!({"user": {"tier": "gold"}}))));
         assert!(matches!(a.result, Cow::Borrowed(_)));
     }
@@ -228,7 +260,7 @@ mod tests {
     fn an_untouched_record_is_borrowed_and_bodies_are_protected_or_withheld() {
         let (p, keys, _d) = setup(json!({"fields": {"features.ssn": "MASK"}}));
         let f = obj(json!({"age": 3}));
-        assert!(matches!(query(&p, &keys, &f, None, &Map::new()).features, Cow::Borrowed(_)));
+        assert!(matches!(features(&p, &keys, &f), Cow::Borrowed(_)));
         let b = body(&p, &keys, br#"{"items": [{"features": {"ssn": "1"}}, {"features": {"ssn": "2", "age": 3}}]}"#)
             .expect("kept");
         assert!(!b.contains("\"1\"") && !b.contains("\"2\"") && b.contains("\"age\":3"), "{b}");
