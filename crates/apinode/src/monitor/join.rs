@@ -3,28 +3,38 @@
 //! outcome of its `requestId`; a record delivered twice (same `eventId`)
 //! counts once. Then the summaries per generation, for the whole period
 //! and per window: volume, join rate, latency, predictions, performance.
-//! Pure: records in, JSON out.
+//! Queries and outcomes are collected apart (on two threads, see `mod`)
+//! in compact form: classes and generations by index, event ids by a
+//! 128-bit hash. Pure: records in, JSON out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 
 use serde_json::{Map, Value, json};
 
 use super::perf::{self, Labelled};
+use super::read::Rec;
 
 /// What one query record says.
 #[derive(Debug, Clone)]
-pub struct Query {
-    request_id: String,
-    generation: String,
+struct Query {
+    request_id: Box<str>,
+    generation: u16,
     time_ms: i64,
     ignored: bool,
-    latency_us: f64,
-    prediction: Value,
-    probas: BTreeMap<String, f64>,
-    /// The classes in the model's order (the keys of `probas` as recorded).
-    classes: Vec<String>,
+    latency_us: f32,
+    prediction: Prediction,
+    /// Probabilities in the order of `Queries::classes`.
+    probas: Box<[f64]>,
     /// `samplingRate` of the service's audit policy (1 when absent).
     sampling_rate: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Prediction {
+    Class(u16),
+    Number(f64),
+    None,
 }
 
 /// The newest outcome of a request id.
@@ -35,8 +45,8 @@ struct Outcome {
     weight: f64,
 }
 
-fn time_ms(v: &Value) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v.as_str()?).ok().map(|d| d.timestamp_millis())
+fn time_ms(v: Option<&str>) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(v?).ok().map(|d| d.timestamp_millis())
 }
 
 /// Which records count: one service, optionally one endpoint, a time range.
@@ -53,188 +63,276 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn takes(&self, r: &Value, msg_type: &str, time: i64) -> bool {
-        r["msgType"] == msg_type
-            && r["serviceId"] == self.service.as_str()
-            && self.endpoint.as_deref().is_none_or(|e| r["endpointId"] == e)
-            && self.since_ms.is_none_or(|s| time >= s)
-            && self.until_ms.is_none_or(|u| time < u)
+    fn takes(&self, r: &Rec<'_>, msg_type: &str) -> bool {
+        r.msg_type.as_deref() == Some(msg_type)
+            && r.service_id.as_deref() == Some(self.service.as_str())
+            && self.endpoint.as_deref().is_none_or(|e| r.endpoint_id.as_deref() == Some(e))
+    }
+
+    fn in_range(&self, time: i64) -> bool {
+        self.since_ms.is_none_or(|s| time >= s) && self.until_ms.is_none_or(|u| time < u)
     }
 }
 
-/// Query and feedback records, deduplicated, joined.
+/// Event ids seen, as 128-bit hashes (two keyed hashes: a collision among
+/// millions of ids is out of reach, and an id costs 16 bytes).
 #[derive(Debug, Default)]
-pub struct Join {
+struct Seen {
+    keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
+    ids: HashSet<u128>,
+}
+
+impl Seen {
+    /// True the first time `id` is seen.
+    fn first(&mut self, id: &str) -> bool {
+        let half = |k: &std::collections::hash_map::RandomState| {
+            let mut h = k.build_hasher();
+            h.write(id.as_bytes());
+            h.finish()
+        };
+        self.ids.insert((u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1)))
+    }
+}
+
+/// The query side of a join.
+#[derive(Debug, Default)]
+pub struct Queries {
     filter: Filter,
-    seen: HashSet<String>,
+    seen: Seen,
     queries: Vec<Query>,
-    outcomes: HashMap<String, Outcome>,
-    /// Counts: duplicates, unreadable lines, outcomes read.
+    classes: Vec<String>,
+    generations: Vec<String>,
+    /// Records read twice.
     pub duplicates: u64,
     /// Lines that held no record.
     pub unreadable: u64,
-    /// Outcome records read (before keeping the newest per request id).
-    pub outcome_records: u64,
 }
 
-impl Join {
-    /// An empty join of the records `filter` takes.
-    pub fn new(filter: Filter) -> Join {
-        Join { filter, ..Join::default() }
+impl Queries {
+    /// The queries `filter` takes.
+    pub fn new(filter: Filter) -> Queries {
+        Queries { filter, ..Queries::default() }
     }
 
-    fn first_time(&mut self, r: &Value) -> bool {
-        match r["eventId"].as_str() {
-            Some(id) if !self.seen.insert(id.to_owned()) => {
-                self.duplicates += 1;
-                false
+    fn class(&mut self, name: &str) -> u16 {
+        match self.classes.iter().position(|c| c == name) {
+            Some(i) => i as u16,
+            None => {
+                self.classes.push(name.to_owned());
+                (self.classes.len() - 1) as u16
             }
-            _ => true,
         }
     }
 
     /// Takes a query record (others are skipped).
-    pub fn query(&mut self, r: &Value) {
-        let Some(time) = time_ms(&r["timestamp"]) else { return };
-        if !self.filter.takes(r, "prediction-query", time) || !self.first_time(r) {
+    pub fn take(&mut self, r: &Rec<'_>) {
+        if !self.filter.takes(r, "prediction-query") {
             return;
         }
-        let result = &r["result"];
-        let probas: Vec<(String, f64)> = result["probas"]
-            .as_object()
-            .map(|p| p.iter().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect())
-            .unwrap_or_default();
-        let latency_us = r["timing"].as_object().map_or(0.0, |t| t.values().filter_map(Value::as_f64).sum());
+        let Some(time) = time_ms(r.timestamp.as_deref()) else { return };
+        if !self.filter.in_range(time) {
+            return;
+        }
+        if let Some(id) = r.event_id.as_deref()
+            && !self.seen.first(id)
+        {
+            self.duplicates += 1;
+            return;
+        }
+        let generation_name = r.generation.as_deref().unwrap_or("-");
+        let generation = match self.generations.iter().position(|g| g == generation_name) {
+            Some(i) => i as u16,
+            None => {
+                self.generations.push(generation_name.to_owned());
+                (self.generations.len() - 1) as u16
+            }
+        };
+        let result = r.result.as_ref();
+        let mut probas = vec![f64::NAN; self.classes.len()];
+        for (name, p) in result.and_then(|x| x.probas.as_ref()).map_or(&[][..], |o| &o.0[..]) {
+            let i = usize::from(self.class(name));
+            if i >= probas.len() {
+                probas.resize(i + 1, f64::NAN);
+            }
+            probas[i] = *p;
+        }
+        let prediction = match result.and_then(|x| x.prediction.as_ref()) {
+            Some(Value::String(c)) => Prediction::Class(self.class(c)),
+            Some(Value::Number(n)) => n.as_f64().map_or(Prediction::None, Prediction::Number),
+            _ => Prediction::None,
+        };
         self.queries.push(Query {
-            request_id: r["requestId"].as_str().unwrap_or_default().to_owned(),
-            generation: r["generation"].as_str().unwrap_or("-").to_owned(),
+            request_id: r.request_id.as_deref().unwrap_or_default().into(),
+            generation,
             time_ms: time,
-            ignored: result["ignored"] == true,
-            latency_us,
-            prediction: result["prediction"].clone(),
-            classes: probas.iter().map(|(k, _)| k.clone()).collect(),
-            probas: probas.into_iter().collect(),
-            sampling_rate: r["samplingRate"].as_f64().filter(|s| *s > 0.0).unwrap_or(1.0),
+            ignored: result.and_then(|x| x.ignored).unwrap_or(false),
+            latency_us: r.timing.as_ref().map_or(0.0, |t| t.total() as f32),
+            prediction,
+            probas: probas.into_boxed_slice(),
+            sampling_rate: r.sampling_rate.filter(|s| *s > 0.0).unwrap_or(1.0),
         });
+    }
+}
+
+/// The outcome side of a join.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    filter: Filter,
+    seen: Seen,
+    outcomes: HashMap<Box<str>, Outcome>,
+    /// Records read twice.
+    pub duplicates: u64,
+    /// Lines that held no record.
+    pub unreadable: u64,
+    /// Outcome records read (before keeping the newest per request id).
+    pub records: u64,
+}
+
+impl Outcomes {
+    /// The outcomes `filter` takes (its time range is the predictions').
+    pub fn new(filter: Filter) -> Outcomes {
+        Outcomes { filter, ..Outcomes::default() }
     }
 
     /// Takes a feedback record (others are skipped); the newest outcome of
     /// a request id wins (by its `time`; the later read on a tie).
-    pub fn feedback(&mut self, r: &Value) {
-        let Some(time) = time_ms(&r["time"]).or_else(|| time_ms(&r["timestamp"])) else { return };
-        if r["msgType"] != "prediction-feedback" || r["serviceId"] != self.filter.service.as_str() {
+    pub fn take(&mut self, r: &Rec<'_>) {
+        if !self.filter.takes(r, "prediction-feedback") {
             return;
         }
-        if self.filter.endpoint.as_deref().is_some_and(|e| r["endpointId"] != e) || !self.first_time(r) {
+        let Some(time) = time_ms(r.time.as_deref()).or_else(|| time_ms(r.timestamp.as_deref())) else { return };
+        if let Some(id) = r.event_id.as_deref()
+            && !self.seen.first(id)
+        {
+            self.duplicates += 1;
             return;
         }
-        self.outcome_records += 1;
-        let Some(id) = r["requestId"].as_str() else { return };
-        let outcome =
-            Outcome { time_ms: time, value: r["outcome"].clone(), weight: r["weight"].as_f64().unwrap_or(1.0) };
-        match self.outcomes.get(id) {
+        self.records += 1;
+        let (Some(id), Some(value)) = (r.request_id.as_deref(), r.outcome.as_ref()) else { return };
+        let outcome = Outcome { time_ms: time, value: value.clone(), weight: r.weight.unwrap_or(1.0) };
+        match self.outcomes.get_mut(id) {
             Some(old) if old.time_ms > time => {}
-            _ => {
-                self.outcomes.insert(id.to_owned(), outcome);
+            Some(old) => *old = outcome,
+            None => {
+                self.outcomes.insert(id.into(), outcome);
             }
         }
     }
+}
 
-    /// The report's figures: totals, and per generation the whole period
-    /// and each window of `window_ms`.
-    pub fn summarise(&self, window_ms: i64) -> Value {
-        let mut by_generation: BTreeMap<&str, Vec<&Query>> = BTreeMap::new();
-        for q in &self.queries {
-            by_generation.entry(q.generation.as_str()).or_default().push(q);
+/// The report's figures: totals, and per generation the whole period and
+/// each window of `window_ms`.
+pub fn summarise(q: &Queries, o: &Outcomes, window_ms: i64) -> Value {
+    let mut by_generation: BTreeMap<&str, Vec<&Query>> = BTreeMap::new();
+    for query in &q.queries {
+        by_generation.entry(q.generations[usize::from(query.generation)].as_str()).or_default().push(query);
+    }
+    let matched: HashSet<&str> =
+        q.queries.iter().filter(|x| o.outcomes.contains_key(&x.request_id)).map(|x| &*x.request_id).collect();
+    let mut generations = Map::new();
+    for (g, qs) in &by_generation {
+        let mut windows: BTreeMap<i64, Vec<&Query>> = BTreeMap::new();
+        for x in qs {
+            windows.entry(x.time_ms.div_euclid(window_ms) * window_ms).or_default().push(x);
         }
-        let matched: HashSet<&str> = self
-            .queries
+        let windows: Vec<Value> = windows
             .iter()
-            .filter(|q| self.outcomes.contains_key(&q.request_id))
-            .map(|q| q.request_id.as_str())
+            .map(|(start, qs)| {
+                let mut s = summary(q, o, qs);
+                s["start"] = json!(rfc3339(*start));
+                s["end"] = json!(rfc3339(start + window_ms));
+                s
+            })
             .collect();
-        let mut generations = Map::new();
-        for (g, qs) in &by_generation {
-            let mut windows: BTreeMap<i64, Vec<&Query>> = BTreeMap::new();
-            for q in qs {
-                windows.entry(q.time_ms.div_euclid(window_ms) * window_ms).or_default().push(q);
-            }
-            let windows: Vec<Value> = windows
-                .iter()
-                .map(|(start, qs)| {
-                    let mut s = self.summary(qs);
-                    s["start"] = json!(rfc3339(*start));
-                    s["end"] = json!(rfc3339(start + window_ms));
-                    s
-                })
-                .collect();
-            generations.insert((*g).to_owned(), json!({"overall": self.summary(qs), "windows": windows}));
-        }
-        json!({
-            "totals": {
-                "queryRecords": self.queries.len(),
-                "outcomeRecords": self.outcome_records,
-                "outcomes": self.outcomes.len(),
-                "unmatchedOutcomes": self.outcomes.len() - matched.len(),
-                "duplicates": self.duplicates,
-                "unreadableLines": self.unreadable,
-                "sampled": self.queries.iter().any(|q| q.sampling_rate < 1.0),
-            },
-            "generations": generations,
-        })
+        generations.insert((*g).to_owned(), json!({"overall": summary(q, o, qs), "windows": windows}));
     }
+    json!({
+        "totals": {
+            "queryRecords": q.queries.len(),
+            "outcomeRecords": o.records,
+            "outcomes": o.outcomes.len(),
+            "unmatchedOutcomes": o.outcomes.len() - matched.len(),
+            "duplicates": q.duplicates + o.duplicates,
+            "unreadableLines": q.unreadable + o.unreadable,
+            "sampled": q.queries.iter().any(|x| x.sampling_rate < 1.0),
+        },
+        "generations": generations,
+    })
+}
 
-    fn summary(&self, qs: &[&Query]) -> Value {
-        let ignored = qs.iter().filter(|q| q.ignored).count();
-        let scored: Vec<&&Query> = qs.iter().filter(|q| !q.ignored).collect();
-        let labelled: Vec<(&&Query, &Outcome)> =
-            scored.iter().filter_map(|q| Some((*q, self.outcomes.get(&q.request_id)?))).collect();
-        let mut latency: Vec<f64> = qs.iter().map(|q| q.latency_us).collect();
-        latency.sort_by(f64::total_cmp);
-        let pick = |p: f64| latency.get(((p * latency.len() as f64).ceil() as usize).saturating_sub(1)).copied();
-        let classifier = scored.iter().any(|q| q.prediction.is_string());
-        let (predictions, performance) = if classifier {
-            let mut counts: BTreeMap<String, f64> = BTreeMap::new();
-            for q in &scored {
-                *counts.entry(text(&q.prediction)).or_default() += 1.0 / q.sampling_rate;
+fn summary(q: &Queries, o: &Outcomes, qs: &[&Query]) -> Value {
+    let ignored = qs.iter().filter(|x| x.ignored).count();
+    let scored: Vec<&&Query> = qs.iter().filter(|x| !x.ignored).collect();
+    let labelled: Vec<(&&Query, &Outcome)> =
+        scored.iter().filter_map(|x| Some((*x, o.outcomes.get(&x.request_id)?))).collect();
+    let mut latency: Vec<f32> = qs.iter().map(|x| x.latency_us).collect();
+    latency.sort_by(f32::total_cmp);
+    let pick = |p: f64| latency.get(((p * latency.len() as f64).ceil() as usize).saturating_sub(1)).copied();
+    let classifier = scored.iter().any(|x| matches!(x.prediction, Prediction::Class(_)));
+    let class_name = |i: u16| q.classes[usize::from(i)].clone();
+    let (predictions, performance) = if classifier {
+        let mut counts: BTreeMap<String, f64> = BTreeMap::new();
+        for x in &scored {
+            if let Prediction::Class(c) = x.prediction {
+                *counts.entry(class_name(c)).or_default() += 1.0 / x.sampling_rate;
             }
-            let classes = scored.first().map(|q| q.classes.clone()).unwrap_or_default();
-            let rows: Vec<Labelled> = labelled
-                .iter()
-                .map(|(q, o)| Labelled {
-                    truth: text(&o.value),
-                    predicted: text(&q.prediction),
-                    probas: q.probas.clone(),
-                    weight: o.weight / q.sampling_rate,
+        }
+        // The model's classes: those its records gave probabilities for, in order.
+        let classes: Vec<String> = scored
+            .first()
+            .map(|x| (0..x.probas.len()).filter(|i| !x.probas[*i].is_nan()).map(|i| q.classes[i].clone()).collect())
+            .unwrap_or_default();
+        let rows: Vec<Labelled> = labelled
+            .iter()
+            .filter_map(|(x, out)| {
+                let Prediction::Class(c) = x.prediction else { return None };
+                Some(Labelled {
+                    truth: text(&out.value),
+                    predicted: class_name(c),
+                    probas: classes
+                        .iter()
+                        .filter_map(|name| {
+                            let i = q.classes.iter().position(|k| k == name)?;
+                            Some((name.clone(), *x.probas.get(i)?))
+                        })
+                        .filter(|(_, p)| !p.is_nan())
+                        .collect(),
+                    weight: out.weight / x.sampling_rate,
                 })
-                .collect();
-            (json!({"classes": counts}), perf::classification(&rows, &classes))
-        } else {
-            let mut values: Vec<f64> = scored.iter().filter_map(|q| q.prediction.as_f64()).collect();
-            values.sort_by(f64::total_cmp);
-            let q = |p: f64| values.get(((p * values.len() as f64).ceil() as usize).saturating_sub(1)).copied();
-            let rows: Vec<(f64, f64, f64)> = labelled
-                .iter()
-                .filter_map(|(q, o)| Some((number(&o.value)?, q.prediction.as_f64()?, o.weight / q.sampling_rate)))
-                .collect();
-            (
-                json!({"quantiles": {"p5": q(0.05), "p25": q(0.25), "p50": q(0.5), "p75": q(0.75), "p95": q(0.95)}}),
-                perf::regression(&rows),
-            )
-        };
-        let records: f64 = qs.iter().map(|q| 1.0 / q.sampling_rate).sum();
-        json!({
-            "records": qs.len(),
-            "estimatedRecords": records,
-            "ignored": ignored,
-            "labelled": labelled.len(),
-            "unlabelled": scored.len() - labelled.len(),
-            "joinRate": if scored.is_empty() { Value::Null } else { json!(labelled.len() as f64 / scored.len() as f64) },
-            "latencyUs": {"p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99)},
-            "predictions": predictions,
-            "performance": performance,
-        })
-    }
+            })
+            .collect();
+        (json!({"classes": counts}), perf::classification(&rows, &classes))
+    } else {
+        let mut values: Vec<f64> = scored
+            .iter()
+            .filter_map(|x| if let Prediction::Number(n) = x.prediction { Some(n) } else { None })
+            .collect();
+        values.sort_by(f64::total_cmp);
+        let at = |p: f64| values.get(((p * values.len() as f64).ceil() as usize).saturating_sub(1)).copied();
+        let rows: Vec<(f64, f64, f64)> = labelled
+            .iter()
+            .filter_map(|(x, out)| {
+                let Prediction::Number(p) = x.prediction else { return None };
+                Some((number(&out.value)?, p, out.weight / x.sampling_rate))
+            })
+            .collect();
+        (
+            json!({"quantiles": {"p5": at(0.05), "p25": at(0.25), "p50": at(0.5), "p75": at(0.75), "p95": at(0.95)}}),
+            perf::regression(&rows),
+        )
+    };
+    let records: f64 = qs.iter().map(|x| 1.0 / x.sampling_rate).sum();
+    json!({
+        "records": qs.len(),
+        "estimatedRecords": records,
+        "ignored": ignored,
+        "labelled": labelled.len(),
+        "unlabelled": scored.len() - labelled.len(),
+        "joinRate": if scored.is_empty() { Value::Null } else { json!(labelled.len() as f64 / scored.len() as f64) },
+        "latencyUs": {"p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99)},
+        "predictions": predictions,
+        "performance": performance,
+    })
 }
 
 fn text(v: &Value) -> String {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use join::{Filter, Join};
+use join::{Filter, Outcomes, Queries};
 
 /// What to monitor, from where, into where.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     /// A source cannot be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read {}", .path.display())]
     Read {
         /// The file or folder.
         path: PathBuf,
@@ -49,7 +49,7 @@ pub enum MonitorError {
         source: std::io::Error,
     },
     /// The report cannot be written.
-    #[error("writing {path}: {source}")]
+    #[error("cannot write {}", .path.display())]
     Write {
         /// The file.
         path: PathBuf,
@@ -58,10 +58,10 @@ pub enum MonitorError {
     },
 }
 
-/// Reads `sources` for records of `topic`, handing each to `each`; counts
-/// unreadable lines.
-fn scan(sources: &[PathBuf], topic: &str, join: &mut Join, each: fn(&mut Join, &Value)) -> Result<usize, MonitorError> {
-    let mut files = 0;
+/// Reads `sources` for records of `topic`, handing each to `take`; returns
+/// the files read and the lines that held no record.
+fn scan(sources: &[PathBuf], topic: &str, mut take: impl FnMut(&read::Rec<'_>)) -> Result<(usize, u64), MonitorError> {
+    let (mut files, mut unreadable) = (0, 0);
     for source in sources {
         let found = read::files(source).map_err(|e| MonitorError::Read { path: source.clone(), source: e })?;
         for path in found.iter().filter(|p| read::may_hold(p, topic) || found.len() == 1) {
@@ -71,25 +71,39 @@ fn scan(sources: &[PathBuf], topic: &str, join: &mut Join, each: fn(&mut Join, &
                     return;
                 }
                 match read::record(line) {
-                    Some(r) => each(join, &r),
-                    None => join.unreadable += 1,
+                    Some(r) => take(&r),
+                    None => unreadable += 1,
                 }
             })
             .map_err(|e| MonitorError::Read { path: path.clone(), source: e })?;
         }
     }
-    Ok(files)
+    Ok((files, unreadable))
 }
 
-/// The report of `options` (the JSON of `report.json`).
+/// The report of `options` (the JSON of `report.json`). Queries and
+/// outcomes are read on two threads.
 ///
 /// # Errors
 /// When a source cannot be read.
 pub fn report(options: &Options) -> Result<Value, MonitorError> {
-    let mut join = Join::new(options.filter.clone());
-    let query_files = scan(&options.queries, "apinode-query", &mut join, Join::query)?;
-    let feedback_files = scan(&options.feedback, "apinode-feedback", &mut join, Join::feedback)?;
-    let mut report = join.summarise(options.window_ms);
+    let (queries, outcomes) = std::thread::scope(|scope| {
+        let feedback = scope.spawn(|| {
+            let mut o = Outcomes::new(options.filter.clone());
+            let (files, unreadable) = scan(&options.feedback, "apinode-feedback", |r| o.take(r))?;
+            o.unreadable = unreadable;
+            Ok::<_, MonitorError>((o, files))
+        });
+        let mut q = Queries::new(options.filter.clone());
+        let queries = scan(&options.queries, "apinode-query", |r| q.take(r)).map(|(files, unreadable)| {
+            q.unreadable = unreadable;
+            (q, files)
+        });
+        let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (queries, outcomes)
+    });
+    let ((queries, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    let mut report = join::summarise(&queries, &outcomes, options.window_ms);
     report["service"] = json!(options.filter.service);
     report["endpoint"] = json!(options.filter.endpoint);
     report["window"] = json!(options.window_text);

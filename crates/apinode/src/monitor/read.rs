@@ -5,9 +5,11 @@
 //! (`{"clientEvent": {...}}`) or a bare record. Only reads; a line that is
 //! not a record is counted, never fatal.
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Every file under `source` (itself when it is a file), sorted.
@@ -48,20 +50,119 @@ pub fn may_hold(path: &Path, topic: &str) -> bool {
         && path.components().any(|c| c.as_os_str() == std::ffi::OsStr::new(topic))
 }
 
-/// The record a line carries, if any.
-pub fn record(line: &str) -> Option<Value> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    match v {
-        Value::Object(mut o) => {
-            if let Some(Value::Object(m)) = o.remove("message") {
-                return Some(Value::Object(m));
+/// The fields of a query or feedback record the monitor uses, borrowed
+/// from the line (the features and everything else are skipped unread:
+/// parsing whole records into JSON trees was most of the monitor's time).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rec<'a> {
+    /// `prediction-query` or `prediction-feedback`.
+    #[serde(borrow)]
+    pub msg_type: Option<Cow<'a, str>>,
+    /// Deduplication.
+    #[serde(borrow)]
+    pub event_id: Option<Cow<'a, str>>,
+    /// The join key.
+    #[serde(borrow)]
+    pub request_id: Option<Cow<'a, str>>,
+    /// When the record was made.
+    #[serde(borrow)]
+    pub timestamp: Option<Cow<'a, str>>,
+    /// The service.
+    #[serde(borrow)]
+    pub service_id: Option<Cow<'a, str>>,
+    /// The endpoint.
+    #[serde(borrow)]
+    pub endpoint_id: Option<Cow<'a, str>>,
+    /// The generation that answered (queries).
+    #[serde(borrow)]
+    pub generation: Option<Cow<'a, str>>,
+    /// The answer (queries).
+    #[serde(borrow)]
+    pub result: Option<ResultPart<'a>>,
+    /// Stage times, µs (queries).
+    pub timing: Option<TimingPart>,
+    /// The audit policy's sampling rate (queries).
+    pub sampling_rate: Option<f64>,
+    /// The outcome (feedback).
+    pub outcome: Option<Value>,
+    /// When the outcome happened (feedback).
+    #[serde(borrow)]
+    pub time: Option<Cow<'a, str>>,
+    /// The outcome's weight (feedback).
+    pub weight: Option<f64>,
+}
+
+/// A query record's `result`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResultPart<'a> {
+    /// A class or a number.
+    pub prediction: Option<Value>,
+    /// Class probabilities in the model's order.
+    #[serde(borrow)]
+    pub probas: Option<Ordered<'a>>,
+    /// Not scored.
+    pub ignored: Option<bool>,
+}
+
+/// A query record's `timing`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TimingPart {
+    pre_processing: f64,
+    wait: f64,
+    enrich: f64,
+    preparation: f64,
+    prediction: f64,
+    post_processing: f64,
+}
+
+impl TimingPart {
+    /// Every stage, µs.
+    pub fn total(&self) -> f64 {
+        self.pre_processing + self.wait + self.enrich + self.preparation + self.prediction + self.post_processing
+    }
+}
+
+/// A JSON object of numbers, in its order.
+#[derive(Debug, Default)]
+pub struct Ordered<'a>(pub Vec<(Cow<'a, str>, f64)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Ordered<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Ordered<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of numbers")
             }
-            if let Some(Value::Object(e)) = o.remove("clientEvent") {
-                return Some(Value::Object(e));
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Ordered<'a>, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, f64>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
             }
-            Some(Value::Object(o))
         }
-        _ => None,
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    message: Option<Rec<'a>>,
+    #[serde(borrow, rename = "clientEvent")]
+    client_event: Option<Rec<'a>>,
+}
+
+/// The record a line carries: a log4j line's `message`, an event server
+/// line's `clientEvent`, or the line itself.
+pub fn record(line: &str) -> Option<Rec<'_>> {
+    let envelope: Envelope<'_> = serde_json::from_str(line).ok()?;
+    match envelope {
+        Envelope { message: Some(r), .. } | Envelope { client_event: Some(r), .. } => Some(r),
+        _ => serde_json::from_str(line).ok(),
     }
 }
 
