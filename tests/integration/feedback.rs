@@ -268,3 +268,48 @@ async fn records_of_two_nodes_at_an_event_server_make_one_report() {
     let mae = overall["performance"]["mae"].as_f64().expect("mae");
     assert!((mae - 1.0).abs() < 1e-9, "every outcome is the prediction + 1: {mae}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_report_from_kafka_as_from_the_files() {
+    let broker = crate::common::kafka::Broker::start();
+    for t in ["mon-apinode-query", "mon-apinode-feedback"] {
+        broker.create_topic(t, 2);
+    }
+    let settings = json!({
+        "kafkaConnections": {"main": {"bootstrap.servers": broker.bootstrap()}},
+        "auditLog": {"settings": {"targets": [{"type": "LOG4J"}, {"type": "KAFKA", "name": "kafka", "connection": "main",
+            "topic": "mon-${topic}", "topicsFiltering": "SELECTED", "topics": ["apinode-query", "apinode-feedback"]}]}},
+    });
+    let node = DssNode::with_settings(data_dir(), None, settings);
+    node.start();
+    let base = node.base();
+    let mut items = Vec::new();
+    for i in 0..60 {
+        let answer = predict(&base, "kinds", "linear", &format!("k-{i}"), json!({"x": i, "color": "blue"})).await;
+        let p = answer["result"]["prediction"].as_f64().expect("number");
+        if i % 3 != 0 {
+            items.push(
+                json!({"requestId": format!("k-{i}"), "outcome": p + f64::from(i % 5) - 2.0, "weight": 1 + i % 2}),
+            );
+        }
+    }
+    let (status, _) = feedback(&base, "kinds", "linear", &json!({"items": items})).await;
+    assert_eq!(status, 200);
+    node.stop();
+    let work = tempfile::tempdir().expect("tmp");
+    let report = |name: &str, sources: &[&str]| -> Value {
+        let out = work.path().join(name);
+        let mut args = vec!["monitor", "--service", "kinds", "--out", out.to_str().expect("utf-8")];
+        args.extend_from_slice(sources);
+        admin_cli(&node, &args);
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report")).expect("json")
+    };
+    let from_files = report("files", &[]);
+    let kafka_queries = format!("kafka://{}/mon-apinode-query", broker.bootstrap());
+    let kafka_feedback = format!("kafka://{}/mon-apinode-feedback", broker.bootstrap());
+    let from_kafka = report("kafka", &["--queries", &kafka_queries, "--feedback", &kafka_feedback]);
+    assert_eq!(from_kafka["totals"], from_files["totals"], "the same records");
+    assert_eq!(from_kafka["totals"]["queryRecords"], 60);
+    assert_eq!(from_kafka["generations"], from_files["generations"], "the same figures");
+    assert_eq!(from_kafka["generations"]["v1"]["overall"]["labelled"], 40);
+}

@@ -163,10 +163,11 @@ pub enum Cmd {
         /// One endpoint (default: all).
         #[arg(long)]
         endpoint: Option<String>,
-        /// Files or folders of query records: audit files (rolled, .gz) or an event server's folders (default: run/audit).
+        /// Files or folders of query records: audit files (rolled, .gz), an event server's folders, or
+        /// kafka://HOST:PORT/TOPIC (consumer group apinode-monitor-<service>) (default: run/audit).
         #[arg(long, value_name = "SOURCE")]
         queries: Vec<PathBuf>,
-        /// Files or folders of feedback records (default: run/audit).
+        /// Files, folders or kafka://HOST:PORT/TOPIC of feedback records (default: run/audit).
         #[arg(long, value_name = "SOURCE")]
         feedback: Vec<PathBuf>,
         /// From this time (RFC 3339).

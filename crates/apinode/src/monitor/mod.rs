@@ -7,12 +7,14 @@
 //! # Layout
 //!
 //! - [`read`]: sources (audit files, rolled and `.gz`; event server folders) to records.
+//! - [`kafka`]: a Kafka topic as a source, read with a consumer group.
 //! - [`join`]: the join and the summaries per generation and window.
 //! - [`perf`]: the performance metrics, as scikit-learn computes them.
 //! - [`html`]: the report page, with hand-written SVG charts.
 
 pub mod html;
 pub mod join;
+pub mod kafka;
 pub mod perf;
 pub mod read;
 
@@ -48,6 +50,9 @@ pub enum MonitorError {
         /// Why.
         source: std::io::Error,
     },
+    /// A Kafka source cannot be read.
+    #[error("{0}")]
+    Kafka(String),
     /// The report cannot be written.
     #[error("cannot write {}", .path.display())]
     Write {
@@ -60,9 +65,23 @@ pub enum MonitorError {
 
 /// Reads `sources` for records of `topic`, handing each to `take`; returns
 /// the files read and the lines that held no record.
-fn scan(sources: &[PathBuf], topic: &str, mut take: impl FnMut(&read::Rec<'_>)) -> Result<(usize, u64), MonitorError> {
+fn scan(
+    sources: &[PathBuf],
+    topic: &str,
+    service: &str,
+    mut take: impl FnMut(&read::Rec<'_>),
+) -> Result<(usize, u64), MonitorError> {
     let (mut files, mut unreadable) = (0, 0);
     for source in sources {
+        if let Some(k) = source.to_str().and_then(kafka::KafkaSource::parse) {
+            files += 1;
+            kafka::read(&k, service, |text| match read::record(text) {
+                Some(r) => take(&r),
+                None => unreadable += 1,
+            })
+            .map_err(MonitorError::Kafka)?;
+            continue;
+        }
         let found = read::files(source).map_err(|e| MonitorError::Read { path: source.clone(), source: e })?;
         for path in found.iter().filter(|p| read::may_hold(p, topic) || found.len() == 1) {
             files += 1;
@@ -90,15 +109,18 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
     let (queries, outcomes) = std::thread::scope(|scope| {
         let feedback = scope.spawn(|| {
             let mut o = Outcomes::new(options.filter.clone());
-            let (files, unreadable) = scan(&options.feedback, "apinode-feedback", |r| o.take(r))?;
+            let (files, unreadable) =
+                scan(&options.feedback, "apinode-feedback", &options.filter.service, |r| o.take(r))?;
             o.unreadable = unreadable;
             Ok::<_, MonitorError>((o, files))
         });
         let mut q = Queries::new(options.filter.clone());
-        let queries = scan(&options.queries, "apinode-query", |r| q.take(r)).map(|(files, unreadable)| {
-            q.unreadable = unreadable;
-            (q, files)
-        });
+        let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).map(
+            |(files, unreadable)| {
+                q.unreadable = unreadable;
+                (q, files)
+            },
+        );
         let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (queries, outcomes)
     });
