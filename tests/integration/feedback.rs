@@ -195,6 +195,7 @@ async fn an_ab_test_joined_with_late_and_duplicated_outcomes_matches_scikit_lear
         if service == "churn2" {
             assert_eq!(totals["queryRecords"], 600);
             assert_eq!(totals["unmatchedOutcomes"], 1, "nobody-1");
+            assert_eq!(report["errors"]["total"], 2, "the refused feedback calls, from failures.log");
             let g = &report["generations"];
             let unlabelled = g["v1"]["overall"]["unlabelled"].as_u64().unwrap_or(0)
                 + g["v2"]["overall"]["unlabelled"].as_u64().unwrap_or(0);

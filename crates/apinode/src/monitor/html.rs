@@ -132,6 +132,12 @@ pub fn page(report: &Value) -> String {
         o = report["totals"]["outcomes"],
         u = report["totals"]["unmatchedOutcomes"],
     );
+    if let Some(n) = report["errors"]["total"].as_u64().filter(|n| *n > 0) {
+        let _ = write!(
+            html,
+            "<p>{n} requests to this service were refused as a whole (prediction-failure records; see failures.log).</p>"
+        );
+    }
     if report["totals"]["sampled"] == true {
         html.push_str("<p>Query records are sampled (auditPolicy): counts and metrics are weighted by the inverse of each record's samplingRate.</p>");
     }

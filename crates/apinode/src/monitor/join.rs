@@ -220,6 +220,43 @@ impl Outcomes {
     }
 }
 
+/// Requests of the service refused as a whole (`prediction-failure`
+/// records: they have no generation), counted per window.
+#[derive(Debug, Default)]
+pub struct Failures {
+    filter: Filter,
+    seen: Seen,
+    times: Vec<i64>,
+}
+
+impl Failures {
+    /// The failures `filter` takes.
+    pub fn new(filter: Filter) -> Failures {
+        Failures { filter, ..Failures::default() }
+    }
+
+    /// Takes a failure record (others are skipped).
+    pub fn take(&mut self, r: &Rec<'_>) {
+        if !self.filter.takes(r, "prediction-failure") {
+            return;
+        }
+        let Some(time) = time_ms(r.timestamp.as_deref()) else { return };
+        if self.filter.in_range(time) && r.event_id.as_deref().is_none_or(|id| self.seen.first(id)) {
+            self.times.push(time);
+        }
+    }
+
+    /// `{"total", "windows": [{"start", "count"}]}`
+    pub fn summary(&self, window_ms: i64) -> Value {
+        let mut windows: BTreeMap<i64, u64> = BTreeMap::new();
+        for t in &self.times {
+            *windows.entry(t.div_euclid(window_ms) * window_ms).or_default() += 1;
+        }
+        let windows: Vec<Value> = windows.iter().map(|(s, n)| json!({"start": rfc3339(*s), "count": n})).collect();
+        json!({"total": self.times.len(), "windows": windows})
+    }
+}
+
 /// The report's figures: totals, and per generation the whole period and
 /// each window of `window_ms`.
 pub fn summarise(q: &Queries, o: &Outcomes, window_ms: i64) -> Value {

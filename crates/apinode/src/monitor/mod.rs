@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use join::{Filter, Outcomes, Queries};
+use join::{Failures, Filter, Outcomes, Queries};
 
 /// What to monitor, from where, into where.
 #[derive(Debug, Clone)]
@@ -115,17 +115,27 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
             Ok::<_, MonitorError>((o, files))
         });
         let mut q = Queries::new(options.filter.clone());
-        let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).map(
+        let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).and_then(
             |(files, unreadable)| {
                 q.unreadable = unreadable;
-                (q, files)
+                // Refused requests, from the failure files beside the query files.
+                let mut f = Failures::new(options.filter.clone());
+                let local: Vec<PathBuf> = options
+                    .queries
+                    .iter()
+                    .filter(|s| s.to_str().is_none_or(|t| !t.starts_with("kafka://")))
+                    .cloned()
+                    .collect();
+                scan(&local, "generic-failure", &options.filter.service, |r| f.take(r))?;
+                Ok((q, f, files))
             },
         );
         let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (queries, outcomes)
     });
-    let ((queries, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    let ((queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
     let mut report = join::summarise(&queries, &outcomes, options.window_ms);
+    report["errors"] = failures.summary(options.window_ms);
     report["service"] = json!(options.filter.service);
     report["endpoint"] = json!(options.filter.endpoint);
     report["window"] = json!(options.window_text);

@@ -37,12 +37,17 @@ pub fn files(source: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Whether a file may hold records of `topic` (`apinode-query` or
-/// `apinode-feedback`): a node's `queries.log*` / `feedback.log*`, or any
-/// `.jsonl` under an event server folder of that topic.
+/// Whether a file may hold records of `topic` (`apinode-query`,
+/// `apinode-feedback` or `generic-failure`): a node's `queries.log*`,
+/// `feedback.log*` or `failures.log*`, or any `.jsonl` under an event
+/// server folder of that topic.
 pub fn may_hold(path: &Path, topic: &str) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let node_file = if topic == "apinode-query" { "queries.log" } else { "feedback.log" };
+    let node_file = match topic {
+        "apinode-query" => "queries.log",
+        "generic-failure" => "failures.log",
+        _ => "feedback.log",
+    };
     if name.starts_with(node_file) {
         return true;
     }
