@@ -19,13 +19,7 @@ use crate::common::eventserver::EventServer;
 use crate::common::{copy_dir, data_dir, python};
 
 fn promtool() -> String {
-    if let Ok(p) = std::env::var("APINODE_PROMTOOL") {
-        return p;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-promtool");
-    let out = Command::new(&script).output().expect("tools/setup-promtool runs");
-    assert!(out.status.success(), "tools/setup-promtool failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("promtool's path").trim().to_owned()
+    crate::common::installed_tool("APINODE_PROMTOOL", "setup-promtool")
 }
 
 /// Samples of the exposition: `name{labels}` → value.

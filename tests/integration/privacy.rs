@@ -6,17 +6,16 @@
 //! rotation; sampling by request id, the same records everywhere.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::common::data_dir;
 use crate::common::dss::{DssNode, text};
 use crate::common::eventserver::EventServer;
 use crate::common::kafka::Broker;
+use crate::common::{data_dir, files_under};
 
 fn admin_cli(node: &DssNode, args: &[&str], stdin: Option<&str>) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
@@ -31,21 +30,6 @@ fn admin_cli(node: &DssNode, args: &[&str], stdin: Option<&str>) -> String {
     let out = child.wait_with_output().expect("apinode-admin ends");
     assert!(out.status.success(), "apinode-admin {args:?}: {}", text(&out));
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => out.push(e.path()),
-                _ => {}
-            }
-        }
-    }
-    out
 }
 
 const POLICY: &str = r#"{"default": "KEEP", "fields": {
@@ -191,7 +175,7 @@ async fn planted_personal_data_reaches_no_file_event_or_kafka_record_and_tokens_
     // the event server's files, every Kafka record.
     let mut searched: Vec<(String, String)> = Vec::new();
     let config = node.dir.path().join("config");
-    for f in files_under(node.dir.path()).into_iter().chain(files_under(es.dir.path())) {
+    for f in files_under(node.dir.path(), &|_| false).into_iter().chain(files_under(es.dir.path(), &|_| false)) {
         if f.starts_with(&config) {
             continue;
         }

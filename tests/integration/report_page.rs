@@ -11,13 +11,7 @@ use apinode::monitor::{Options, report, write};
 use serde_json::json;
 
 fn chromium() -> String {
-    if let Ok(p) = std::env::var("APINODE_CHROMIUM") {
-        return p;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-chromium");
-    let out = Command::new(&script).output().expect("tools/setup-chromium runs");
-    assert!(out.status.success(), "tools/setup-chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("chromium's path").trim().to_owned()
+    crate::common::installed_tool("APINODE_CHROMIUM", "setup-chromium")
 }
 
 /// Pixels of the screenshot within a small distance of `rgb`.

@@ -6,42 +6,21 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use apinode::admin::keys::AdminKeyStore;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::common::data_dir;
 use crate::common::dss::DssNode;
 use crate::common::eventserver::EventServer;
+use crate::common::{data_dir, files_under};
 
 fn admin_cli(node: &DssNode) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
     c.arg("--data-dir").arg(node.dir.path());
     c
-}
-
-/// Every regular file under `dir`, but those `skip` says to leave.
-fn files_under(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if skip(&p) {
-                continue;
-            }
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() => out.push(p),
-                _ => {}
-            }
-        }
-    }
-    out
 }
 
 fn mode(p: &Path) -> u32 {

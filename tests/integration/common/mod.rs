@@ -177,15 +177,40 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     zip.finish().expect("zip finish");
 }
 
-/// The virtualenv python with dataikuapi and scikit-learn: `APINODE_TEST_PYTHON`
-/// (set by tools/test), else the one `tools/setup-test-env` installs (run here
-/// if needed).
-pub fn python() -> String {
-    if let Ok(p) = std::env::var("APINODE_TEST_PYTHON") {
+/// A tool the project's scripts install: `$env` when set (tools/test sets
+/// it), else the last line `tools/<script>` prints (run here, idempotent).
+pub fn installed_tool(env: &str, script: &str) -> String {
+    if let Ok(p) = std::env::var(env) {
         return p;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/setup-test-env");
-    let out = std::process::Command::new(&script).output().expect("tools/setup-test-env runs");
-    assert!(out.status.success(), "tools/setup-test-env failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("the python path").trim().to_owned()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools").join(script);
+    let out = std::process::Command::new(&path).output().unwrap_or_else(|e| panic!("tools/{script} runs: {e}"));
+    assert!(out.status.success(), "tools/{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().last().expect("the tool's path").trim().to_owned()
+}
+
+/// The virtualenv python with dataikuapi and scikit-learn (tools/setup-test-env).
+pub fn python() -> String {
+    installed_tool("APINODE_TEST_PYTHON", "setup-test-env")
+}
+
+/// Every regular file under `dir`, but those `skip` says to leave.
+pub fn files_under(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if skip(&p) {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out
 }

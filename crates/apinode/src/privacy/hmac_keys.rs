@@ -190,17 +190,6 @@ impl HmacKeys {
         }
         Ok(())
     }
-
-    /// Adds a key and makes it current; returns its id.
-    ///
-    /// # Errors
-    /// When the file cannot be changed.
-    pub fn rotate(&self) -> std::io::Result<String> {
-        let key = self.prepare();
-        let id = key.id().to_owned();
-        self.commit(key)?;
-        Ok(id)
-    }
 }
 
 /// A key made by [`HmacKeys::prepare`], not yet stored.
@@ -246,7 +235,9 @@ mod tests {
         assert!(before.starts_with("hmac-sha256:k1:"), "{before}");
         assert_eq!(before, keys.token(&json!("123-45-6789")));
         assert_ne!(before, keys.token(&json!("123-45-6780")));
-        assert_eq!(keys.rotate().expect("rotate"), "k2");
+        let next = keys.prepare();
+        assert_eq!(next.id(), "k2");
+        keys.commit(next).expect("rotate");
         let after = keys.token(&json!("123-45-6789"));
         assert!(after.starts_with("hmac-sha256:k2:"));
         let all = keys.tokens(&json!("123-45-6789"));

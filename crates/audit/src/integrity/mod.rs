@@ -152,9 +152,7 @@ fn run_jobs(signer: &NoteSigner, jobs: &mpsc::Receiver<Job>, signed: &Mutex<BTre
         let origin = job.pending.origin().to_owned();
         match job.pending.finish(signer) {
             Ok(report) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
+                let now = crate::delivery::now_ms();
                 signed.lock().unwrap_or_else(PoisonError::into_inner).insert(origin.clone(), now);
                 if let Some(events) = &job.report {
                     events.report(&origin, Event::Checkpoint(Box::new(report)));
@@ -201,16 +199,14 @@ impl Integrity {
     /// Starts the clock of `origin`'s checkpoint age when its tree opens
     /// (until its first checkpoint, the age counts from then).
     pub fn opened(&self, origin: &str) {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now = crate::delivery::now_ms();
         self.signed.lock().unwrap_or_else(PoisonError::into_inner).entry(origin.to_owned()).or_insert(now);
     }
 
     /// Seconds since each origin's last checkpoint was signed (or since its
     /// tree opened in this process, before its first one).
     pub fn checkpoint_ages(&self) -> BTreeMap<String, f64> {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now = crate::delivery::now_ms();
         let signed = self.signed.lock().unwrap_or_else(PoisonError::into_inner);
         signed.iter().map(|(o, at)| (o.clone(), now.saturating_sub(*at) as f64 / 1000.0)).collect()
     }
