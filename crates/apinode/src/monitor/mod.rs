@@ -10,11 +10,13 @@
 //! - [`kafka`]: a Kafka topic as a source, read with a consumer group.
 //! - [`join`]: the join and the summaries per generation and window.
 //! - [`perf`]: the performance metrics, as scikit-learn computes them.
+//! - [`ks`]: the Kolmogorov-Smirnov p-values, as scipy computes them.
 //! - [`html`]: the report page, with hand-written SVG charts.
 
 pub mod html;
 pub mod join;
 pub mod kafka;
+pub mod ks;
 pub mod perf;
 pub mod read;
 
