@@ -17,7 +17,9 @@ Supported, exactly (the parity tests check every combination within 1e-9):
   Regressor.
 
 Anything else is refused with a message naming the step. The model file
-format is docs/model-format.md; percentiles come from the training data.
+format is docs/model-format.md; percentiles come from the training data, and
+so does the reference profile the monitor measures drift against (features
+and the model's own predictions; `--no-profile` leaves it out).
 
 Use from Python:
 
@@ -238,9 +240,57 @@ def _estimator(est, X_encoded):
     _refuse("model", "%s is not supported" % name)
 
 
-def export(pipeline, X_train, target=None):
-    """The model file (a dict) of a fitted pipeline; X_train gives percentiles
-    and explanation references."""
+PROFILE_MAX_DISTINCT = 100_000
+
+
+def _numeric_profile(values):
+    """Sorted distinct values with counts; missing (NaN, None, infinite) apart;
+    a seeded sample of PROFILE_MAX_DISTINCT values above that many distinct."""
+    import pandas as pd
+
+    x = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    finite = x[np.isfinite(x)] + 0.0  # -0.0 and 0.0 are one value
+    uniq, counts = np.unique(finite, return_counts=True)
+    sampled = len(uniq) > PROFILE_MAX_DISTINCT
+    if sampled:
+        sample = np.random.default_rng(0).choice(finite, PROFILE_MAX_DISTINCT, replace=False)
+        uniq, counts = np.unique(sample, return_counts=True)
+    return {"type": "NUMERIC", "missing": int(len(x) - len(finite)), "sampled": bool(sampled),
+            "values": [float(v) for v in uniq], "counts": [int(c) for c in counts]}
+
+
+def _category_profile(values):
+    """Category counts (as the node labels categories); missing apart."""
+    counts, missing = {}, 0
+    for v in values:
+        if _is_nan(v) or (isinstance(v, np.floating) and math.isnan(v)):
+            missing += 1
+            continue
+        label = _label(v)
+        counts[label] = counts.get(label, 0) + 1
+    keys = sorted(counts)
+    return {"type": "CATEGORY", "missing": missing, "values": keys, "counts": [counts[k] for k in keys]}
+
+
+def reference_profile(pipeline, X_train, features):
+    """The training data's profile for drift (docs/model-format.md
+    "referenceProfile"): each feature, and the model's own predictions."""
+    out = {"rows": int(len(X_train)), "features": {}}
+    for f in features:
+        column = list(X_train[f["name"]])
+        out["features"][f["name"]] = (_numeric_profile(column) if f["type"] == "NUMERIC"
+                                      else _category_profile(column))
+    predictions = pipeline.predict(X_train)
+    if hasattr(pipeline, "classes_"):
+        out["prediction"] = _category_profile(list(predictions))
+    else:
+        out["prediction"] = _numeric_profile(predictions)
+    return out
+
+
+def export(pipeline, X_train, target=None, profile=True):
+    """The model file (a dict) of a fitted pipeline; X_train gives percentiles,
+    explanation references and (unless profile=False) the reference profile."""
     from sklearn.pipeline import Pipeline
 
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
@@ -255,6 +305,8 @@ def export(pipeline, X_train, target=None):
         p = pipeline.predict_proba(X_train)[:, 1]
         model["threshold"] = 0.5
         model["probaPercentiles"] = [float(c) for c in np.percentile(p, list(range(1, 100)))]
+    if profile:
+        model["referenceProfile"] = reference_profile(pipeline, X_train, features)
     return model
 
 
@@ -289,12 +341,14 @@ def main():
     ap.add_argument("--archive", help="also write this zip archive")
     ap.add_argument("--endpoint", default="score")
     ap.add_argument("--target", help="the target column, dropped from the training data")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="leave the reference profile (for drift) out of the model file")
     args = ap.parse_args()
     X = pd.read_csv(args.train_csv)
     if args.target:
         X = X.drop(columns=[args.target])
     try:
-        model = export(joblib.load(args.pipeline), X, target=args.target)
+        model = export(joblib.load(args.pipeline), X, target=args.target, profile=not args.no_profile)
     except ExportError as e:
         raise SystemExit("cannot export: %s" % e)
     write_generation(model, args.out, args.generation, args.endpoint, args.archive)

@@ -11,6 +11,7 @@ mod common;
 mod compat;
 mod dead_letter;
 mod dispatch;
+mod drift;
 mod dss;
 mod durability;
 mod errors;

@@ -67,6 +67,8 @@ fn the_report_page_renders_its_charts_with_no_network() {
         feedback: vec![audit],
         window_ms: 3_600_000,
         window_text: "1h".into(),
+        generations: None,
+        reference: None,
     };
     let r = report(&options).expect("report");
     let out = dir.path().join("out");

@@ -182,6 +182,10 @@ pub enum Cmd {
         /// Where the report goes.
         #[arg(long, default_value = "monitor-report")]
         out: PathBuf,
+        /// A CSV file of reference data (a header row; a `prediction` column for prediction drift) used for
+        /// every generation instead of the profiles in the model files.
+        #[arg(long, value_name = "FILE.csv")]
+        reference: Option<PathBuf>,
     },
     /// Print the verifier key of the audit checkpoints (C2SP form).
     AuditPublicKey,
@@ -244,7 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out!("Imported {sent} outcomes into {service}/{endpoint}");
             Ok(())
         }
-        Cmd::Monitor { service, endpoint, queries, feedback, since, until, window, out: dir } => {
+        Cmd::Monitor { service, endpoint, queries, feedback, since, until, window, out: dir, reference } => {
             let options = crate::monitor_cli::options(
                 &ctx.data_dir,
                 service,
@@ -254,6 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 since,
                 until,
                 window,
+                reference.clone(),
             )?;
             let report = crate::monitor::report(&options)?;
             crate::monitor::write(&report, dir)?;

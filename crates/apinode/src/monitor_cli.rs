@@ -91,6 +91,7 @@ pub fn options(
     since: &Option<String>,
     until: &Option<String>,
     window: &str,
+    reference: Option<PathBuf>,
 ) -> anyhow::Result<Options> {
     let window_ms =
         parse_window(window).with_context(|| format!("--window {window:?}: a number and s, m, h or d (1h)"))?;
@@ -106,5 +107,7 @@ pub fn options(
         feedback: if feedback.is_empty() { own } else { feedback.to_vec() },
         window_ms,
         window_text: window.to_owned(),
+        generations: Some(data_dir.join("services").join(service).join("generations")),
+        reference,
     })
 }

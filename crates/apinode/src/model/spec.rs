@@ -62,6 +62,10 @@ pub struct ModelSpec {
     pub proba_percentiles: Vec<f64>,
     /// The fitted parameters; their shape depends on `algorithm`.
     pub params: Value,
+    /// The training data's profile for drift (docs/model-format.md): read
+    /// by the monitor only, so the node skips it unparsed.
+    #[serde(default)]
+    pub reference_profile: Option<serde::de::IgnoredAny>,
 }
 
 /// The kind of an input feature.

@@ -14,21 +14,26 @@ use serde_json::Value;
 const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
 
 /// Text for HTML.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn num(v: &Value, digits: usize) -> String {
+pub(super) fn num(v: &Value, digits: usize) -> String {
     v.as_f64().map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
 }
 
 /// Epoch milliseconds as an RFC 3339 time (the x axis of the charts over time).
-fn time_axis(x: f64) -> String {
+pub(super) fn time_axis(x: f64) -> String {
     super::join::rfc3339(x as i64)
 }
 
 /// A line chart of `series` (name, points of (x, y)), x labelled by `x_text`.
-fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)], x_text: fn(f64) -> String) -> String {
+pub(super) fn line_chart(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_text: fn(f64) -> String,
+) -> String {
     let (w, h, left, bottom, top, right) = (640.0, 240.0, 56.0, 36.0, 28.0, 120.0);
     let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     let mut svg = format!(
@@ -90,7 +95,7 @@ fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)], 
 }
 
 /// Points of `metric` (a path in each window summary) per generation.
-fn over_windows(report: &Value, path: &[&str]) -> Vec<(String, Vec<(f64, f64)>)> {
+pub(super) fn over_windows(report: &Value, path: &[&str]) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut out = Vec::new();
     for (g, v) in report["generations"].as_object().into_iter().flatten() {
         let mut pts = Vec::new();
@@ -224,6 +229,7 @@ pub fn page(report: &Value) -> String {
             html.push_str("</table>");
         }
     }
+    html.push_str(&super::html_drift::section(report));
     html.push_str("</body></html>\n");
     html
 }

@@ -106,12 +106,19 @@ pub struct Queries {
     pub duplicates: u64,
     /// Lines that held no record.
     pub unreadable: u64,
+    /// Current values for drift, when some generation has a reference.
+    pub drift: Option<super::drift::Collector>,
 }
 
 impl Queries {
     /// The queries `filter` takes.
     pub fn new(filter: Filter) -> Queries {
         Queries { filter, ..Queries::default() }
+    }
+
+    /// The generations seen, by index.
+    pub fn generations(&self) -> &[String] {
+        &self.generations
     }
 
     fn class(&mut self, name: &str) -> u16 {
@@ -161,11 +168,21 @@ impl Queries {
             Some(Value::Number(n)) => n.as_f64().map_or(Prediction::None, Prediction::Number),
             _ => Prediction::None,
         };
+        let ignored = result.and_then(|x| x.ignored).unwrap_or(false);
+        if let Some(d) = self.drift.as_mut() {
+            let predicted = match prediction {
+                _ if ignored => None,
+                Prediction::Class(c) => Some(super::drift::Predicted::Class(&self.classes[usize::from(c)])),
+                Prediction::Number(n) => Some(super::drift::Predicted::Number(n)),
+                Prediction::None => None,
+            };
+            d.take(generation, time, r.features, predicted);
+        }
         self.queries.push(Query {
             request_id: r.request_id.as_deref().unwrap_or_default().into(),
             generation,
             time_ms: time,
-            ignored: result.and_then(|x| x.ignored).unwrap_or(false),
+            ignored,
             latency_us: r.timing.as_ref().map_or(0.0, |t| t.total() as f32),
             prediction,
             probas: probas.into_boxed_slice(),

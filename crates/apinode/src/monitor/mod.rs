@@ -10,16 +10,25 @@
 //! - [`kafka`]: a Kafka topic as a source, read with a consumer group.
 //! - [`join`]: the join and the summaries per generation and window.
 //! - [`perf`]: the performance metrics, as scikit-learn computes them.
+//! - [`reference`]: reference profiles, from model files or a CSV file.
+//! - [`drift`]: current values per generation and window, and their drift.
+//! - [`stattest`]: one column's drift, as Evidently decides it by default.
 //! - [`ks`]: the Kolmogorov-Smirnov p-values, as scipy computes them.
 //! - [`html`]: the report page, with hand-written SVG charts.
+//! - [`html_drift`]: the page's drift section (table, histograms).
 
+pub mod drift;
 pub mod html;
+pub mod html_drift;
 pub mod join;
 pub mod kafka;
 pub mod ks;
 pub mod perf;
 pub mod read;
+pub mod reference;
+pub mod stattest;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -39,6 +48,11 @@ pub struct Options {
     pub window_ms: i64,
     /// The window as the user wrote it (`1h`).
     pub window_text: String,
+    /// The service's generations folder (their model files hold the
+    /// reference profiles).
+    pub generations: Option<PathBuf>,
+    /// `--reference FILE.csv`: the reference of every generation.
+    pub reference: Option<PathBuf>,
 }
 
 /// Errors of a monitor run.
@@ -52,6 +66,9 @@ pub enum MonitorError {
         /// Why.
         source: std::io::Error,
     },
+    /// A reference cannot be read.
+    #[error(transparent)]
+    Reference(#[from] reference::ReferenceError),
     /// A Kafka source cannot be read.
     #[error("{0}")]
     Kafka(String),
@@ -108,6 +125,11 @@ fn scan(
 /// # Errors
 /// When a source cannot be read.
 pub fn report(options: &Options) -> Result<Value, MonitorError> {
+    let references = reference::References::load(
+        options.generations.as_deref(),
+        options.filter.endpoint.as_deref(),
+        options.reference.as_deref(),
+    )?;
     let (queries, outcomes) = std::thread::scope(|scope| {
         let feedback = scope.spawn(|| {
             let mut o = Outcomes::new(options.filter.clone());
@@ -117,6 +139,7 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
             Ok::<_, MonitorError>((o, files))
         });
         let mut q = Queries::new(options.filter.clone());
+        q.drift = drift::Collector::new(&references, options.window_ms);
         let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).and_then(
             |(files, unreadable)| {
                 q.unreadable = unreadable;
@@ -135,8 +158,11 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
         let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (queries, outcomes)
     });
-    let ((queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    let ((mut queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    // Drift first: its current values are freed before the join's summaries.
+    let drift = queries.drift.take().map(|d| d.finish(queries.generations(), &references)).unwrap_or_default();
     let mut report = join::summarise(&queries, &outcomes, options.window_ms);
+    attach_drift(&mut report, drift, options.window_ms);
     report["errors"] = failures.summary(options.window_ms);
     report["service"] = json!(options.filter.service);
     report["endpoint"] = json!(options.filter.endpoint);
@@ -146,6 +172,22 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
     report["generatedAt"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     report["sources"] = json!({"queryFiles": query_files, "feedbackFiles": feedback_files});
     Ok(report)
+}
+
+/// Puts each generation's drift beside its other figures: the whole
+/// period's in `overall.drift`, each window's in its window.
+fn attach_drift(report: &mut Value, drift: std::collections::BTreeMap<String, Value>, window_ms: i64) {
+    for (g, mut d) in drift {
+        let Some(generation) = report["generations"].get_mut(&g) else { continue };
+        generation["overall"]["drift"] = d["overall"].take();
+        for w in generation["windows"].as_array_mut().into_iter().flatten() {
+            let start = w["start"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+            if let Some(start) = start {
+                let key = (start.timestamp_millis().div_euclid(window_ms) * window_ms).to_string();
+                w["drift"] = d["windows"][&key].take();
+            }
+        }
+    }
 }
 
 /// The headline figures in the Prometheus text format (a textfile collector's).
@@ -179,6 +221,59 @@ pub fn prom(report: &Value) -> String {
                 out.push_str(&l);
                 out.push('\n');
             }
+        }
+    }
+    out.push_str(&drift_prom(report, service));
+    out
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The whole period's drift per generation and feature.
+fn drift_prom(report: &Value, service: &str) -> String {
+    let mut share = Vec::new();
+    let mut dataset = Vec::new();
+    let mut drifted = Vec::new();
+    let mut score = Vec::new();
+    let mut psi = Vec::new();
+    for (g, v) in report["generations"].as_object().into_iter().flatten() {
+        let d = &v["overall"]["drift"];
+        let base = format!("service=\"{}\",generation=\"{}\"", label(service), label(g));
+        if let Some(s) = d["share"].as_f64() {
+            share.push(format!("{{{base}}} {s}"));
+            dataset.push(format!("{{{base}}} {}", u8::from(d["datasetDrift"] == true)));
+        }
+        let prediction = [("(prediction)".to_owned(), &d["prediction"])];
+        let columns = d["features"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v));
+        for (name, f) in columns.chain(prediction.iter().map(|(k, v)| (k.clone(), *v))) {
+            let Some(is) = f["drifted"].as_bool() else { continue };
+            let l = format!("{base},feature=\"{}\"", label(&name));
+            drifted.push(format!("{{{l}}} {}", u8::from(is)));
+            if let (Some(s), Some(m)) = (f["score"].as_f64(), f["method"].as_str()) {
+                score.push(format!("{{{l},method=\"{m}\"}} {s}"));
+            }
+            if let Some(p) = f["psi"].as_f64() {
+                psi.push(format!("{{{l}}} {p}"));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, help, lines) in [
+        ("drift_share", "Share of tested features that drifted, whole period", share),
+        ("dataset_drift", "1 when at least half the features drifted, whole period", dataset),
+        ("feature_drifted", "1 when the feature (or the prediction) drifted, whole period", drifted),
+        ("feature_drift_score", "The drift test's p-value or distance, whole period", score),
+        ("feature_psi", "Population stability index, whole period", psi),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP apinode_monitor_{name} {help}.\n# TYPE apinode_monitor_{name} gauge");
+        for l in lines {
+            let _ = writeln!(out, "apinode_monitor_{name}{l}");
         }
     }
     out

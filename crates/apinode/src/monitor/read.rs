@@ -87,6 +87,9 @@ pub struct Rec<'a> {
     pub result: Option<ResultPart<'a>>,
     /// Stage times, µs (queries).
     pub timing: Option<TimingPart>,
+    /// The features as sent (queries), parsed only when drift needs them.
+    #[serde(borrow)]
+    pub features: Option<&'a serde_json::value::RawValue>,
     /// The audit policy's sampling rate (queries).
     pub sampling_rate: Option<f64>,
     /// The outcome (feedback).

@@ -1,0 +1,448 @@
+//! Data drift per generation and window (docs/monitoring.md "Data
+//! drift"): the current values of each profiled feature and of the
+//! predictions are collected while the query records stream by, then each
+//! window (and the whole period) is compared with its generation's
+//! reference profile, feature by feature, with Evidently's default tests.
+//!
+//! Owns the collection and the drift part of `report.json`; the
+//! statistics are `stattest`'s, the profiles `reference`'s. Missing values
+//! are counted and left out of the tests, as Evidently drops them.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::reference::{Kind, Profile, References};
+use super::stattest::{self, Categories, Column, Numbers};
+
+/// One feature value as a record carries it.
+#[derive(Debug)]
+enum Scalar<'a> {
+    Number(f64),
+    Integer(i64),
+    Text(Cow<'a, str>),
+    Absent,
+}
+
+/// A record's `features`, in its order.
+struct Features<'a>(Vec<(Cow<'a, str>, Scalar<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a feature value")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Integer(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'a>, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Number(v as f64), Scalar::Integer))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Text(Cow::Borrowed(if v { "true" } else { "false" })))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Absent)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Scalar<'a>, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Absent)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Scalar<'a>, M::Error> {
+                while m.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Absent)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Features<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Features<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of features")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Features<'a>, M::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<Cow<'de, str>, Scalar<'de>>()? {
+                    out.push(entry);
+                }
+                Ok(Features(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A category as the node sees one: text (numbers as Python's `repr`
+/// writes them, as the exporter labels categories).
+fn category_text(s: &Scalar<'_>) -> Option<String> {
+    match s {
+        Scalar::Text(t) => Some(t.to_string()),
+        Scalar::Integer(i) => Some(i.to_string()),
+        Scalar::Number(v) if v.fract() == 0.0 && v.abs() < 1e16 => Some(format!("{v:.1}")),
+        Scalar::Number(v) => Some(v.to_string()),
+        Scalar::Absent => None,
+    }
+}
+
+fn number(s: &Scalar<'_>) -> Option<f64> {
+    let v = match s {
+        Scalar::Number(v) => *v,
+        Scalar::Integer(i) => *i as f64,
+        Scalar::Text(t) => t.trim().parse().ok()?,
+        Scalar::Absent => return None,
+    };
+    // -0.0 and 0.0 are one value, as pandas counts them.
+    v.is_finite().then_some(v + 0.0)
+}
+
+/// A prediction as drift sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Predicted<'a> {
+    /// A class.
+    Class(&'a str),
+    /// A number.
+    Number(f64),
+}
+
+/// Current values of one column in one window.
+#[derive(Debug)]
+enum Current {
+    Numbers(Vec<f64>),
+    Categories(HashMap<Box<str>, u64>),
+}
+
+impl Current {
+    fn new(kind: Kind) -> Current {
+        match kind {
+            Kind::Numeric => Current::Numbers(Vec::new()),
+            Kind::Category => Current::Categories(HashMap::new()),
+        }
+    }
+
+    fn push(&mut self, s: &Scalar<'_>) {
+        match self {
+            Current::Numbers(v) => v.extend(number(s)),
+            Current::Categories(m) => {
+                if let Some(t) = category_text(s) {
+                    match m.get_mut(t.as_str()) {
+                        Some(c) => *c += 1,
+                        None => {
+                            m.insert(t.into(), 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn sort(&mut self) {
+        if let Current::Numbers(v) = self {
+            v.sort_unstable_by(f64::total_cmp);
+        }
+    }
+
+    /// The column of sorted values.
+    fn column(&self) -> Column {
+        match self {
+            Current::Numbers(v) => Column::Numbers(Numbers::from_sorted_pairs(v.iter().map(|x| (*x, 1)))),
+            Current::Categories(m) => Column::Categories(m.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        }
+    }
+}
+
+/// One generation's window.
+#[derive(Debug)]
+struct Window {
+    rows: u64,
+    predictions: u64,
+    columns: Vec<Current>,
+    prediction: Current,
+}
+
+/// Collects current values while records are read.
+#[derive(Debug)]
+pub struct Collector {
+    window_ms: i64,
+    /// Profiled feature names and kinds; the index is the column's.
+    names: HashMap<String, usize>,
+    kinds: Vec<(String, Kind)>,
+    prediction_kind: Kind,
+    /// The column of each position of the previous record's features (most
+    /// records list them in one order: one string compare instead of a hash).
+    hint: Vec<(String, Option<usize>)>,
+    windows: HashMap<(u16, i64), Window>,
+}
+
+impl Collector {
+    /// A collector of every feature some profile has, or None when no
+    /// generation has a profile (then features are not even parsed).
+    pub fn new(references: &References, window_ms: i64) -> Option<Collector> {
+        let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+        let mut prediction_kind = None;
+        for p in references.all() {
+            for (name, c) in &p.features {
+                kinds.entry(name.clone()).or_insert(c.kind());
+            }
+            prediction_kind = prediction_kind.or(p.prediction.as_ref().map(|c| c.kind()));
+        }
+        references.all().next()?;
+        let kinds: Vec<(String, Kind)> = kinds.into_iter().collect();
+        Some(Collector {
+            window_ms,
+            names: kinds.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect(),
+            kinds,
+            prediction_kind: prediction_kind.unwrap_or(Kind::Category),
+            hint: Vec::new(),
+            windows: HashMap::new(),
+        })
+    }
+
+    /// Takes one query record's features and prediction (None when ignored).
+    pub fn take(
+        &mut self,
+        generation: u16,
+        time_ms: i64,
+        features: Option<&RawValue>,
+        predicted: Option<Predicted<'_>>,
+    ) {
+        let start = time_ms.div_euclid(self.window_ms) * self.window_ms;
+        let (kinds, prediction_kind) = (&self.kinds, self.prediction_kind);
+        let w = self.windows.entry((generation, start)).or_insert_with(|| Window {
+            rows: 0,
+            predictions: 0,
+            columns: kinds.iter().map(|(_, k)| Current::new(*k)).collect(),
+            prediction: Current::new(prediction_kind),
+        });
+        w.rows += 1;
+        if let Some(p) = predicted {
+            w.predictions += 1;
+            match p {
+                Predicted::Class(c) => w.prediction.push(&Scalar::Text(Cow::Borrowed(c))),
+                Predicted::Number(v) => w.prediction.push(&Scalar::Number(v)),
+            }
+        }
+        let Some(features) = features.and_then(|f| serde_json::from_str::<Features<'_>>(f.get()).ok()) else {
+            return;
+        };
+        for (pos, (name, value)) in features.0.iter().enumerate() {
+            let column = match self.hint.get(pos) {
+                Some((hinted, column)) if hinted == name => *column,
+                _ => {
+                    let column = self.names.get(name.as_ref()).copied();
+                    if pos < self.hint.len() {
+                        self.hint[pos] = (name.to_string(), column);
+                    } else {
+                        self.hint.push((name.to_string(), column));
+                    }
+                    column
+                }
+            };
+            if let Some(i) = column {
+                w.columns[i].push(value);
+            }
+        }
+    }
+
+    /// The drift of every window and of the whole period, per generation
+    /// (`generations[i]` names generation index `i`): `{generation:
+    /// {"overall": drift, "windows": {start_ms: drift}}}`. Windows are
+    /// computed on all cores; numbers are sorted in place and kept as
+    /// such, so the whole period needs no second copy of a window.
+    pub fn finish(self, generations: &[String], references: &References) -> BTreeMap<String, Value> {
+        let Collector { kinds, windows, .. } = self;
+        let mut windows: Vec<((u16, i64), Window)> = windows.into_iter().collect();
+        windows.sort_by_key(|(k, _)| *k);
+        let profile_of = |g: u16| generations.get(usize::from(g)).and_then(|name| references.of(name));
+        let window_json: Vec<Value> = parallel(&mut windows, |(key, w)| {
+            w.columns.iter_mut().chain(std::iter::once(&mut w.prediction)).for_each(Current::sort);
+            let columns: Vec<Column> = w.columns.iter().map(Current::column).collect();
+            window_drift(&kinds, &columns, &w.prediction.column(), w.rows, w.predictions, profile_of(key.0), false)
+        });
+        let mut out: BTreeMap<String, Value> = BTreeMap::new();
+        let mut start = 0;
+        while start < windows.len() {
+            let g = windows[start].0.0;
+            let end = start + windows[start..].iter().take_while(|w| w.0.0 == g).count();
+            let group = &windows[start..end];
+            let mut per_window = Map::new();
+            for ((key, _), json) in group.iter().zip(&window_json[start..end]) {
+                per_window.insert(key.1.to_string(), json.clone());
+            }
+            let (rows, predictions) = group.iter().fold((0, 0), |(r, p), (_, w)| (r + w.rows, p + w.predictions));
+            let mut indices: Vec<usize> = (0..=kinds.len()).collect();
+            let mut columns: Vec<Column> = parallel(&mut indices, |i| {
+                merge(group.iter().map(|(_, w)| if *i < kinds.len() { &w.columns[*i] } else { &w.prediction }))
+            });
+            let prediction = columns.pop().unwrap_or(Column::Categories(Categories::new()));
+            let overall = window_drift(&kinds, &columns, &prediction, rows, predictions, profile_of(g), true);
+            let name = generations.get(usize::from(g)).cloned().unwrap_or_default();
+            out.insert(name, json!({"overall": overall, "windows": per_window}));
+            start = end;
+        }
+        out
+    }
+}
+
+/// `f` of every item, on up to 8 threads, in the items' order.
+fn parallel<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks_mut(per)
+            .map(|chunk| scope.spawn(move || chunk.iter_mut().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
+}
+
+/// One column over several windows (each sorted).
+fn merge<'a>(parts: impl Iterator<Item = &'a Current>) -> Column {
+    let parts: Vec<&Current> = parts.collect();
+    match parts.first() {
+        Some(Current::Numbers(_)) => {
+            let mut all: Vec<f64> = Vec::new();
+            for p in &parts {
+                if let Current::Numbers(v) = p {
+                    all.extend_from_slice(v);
+                }
+            }
+            // Sorted runs, one per window: the stable sort merges them.
+            all.sort_by(f64::total_cmp);
+            Column::Numbers(Numbers::from_sorted_pairs(all.into_iter().map(|v| (v, 1))))
+        }
+        Some(Current::Categories(_)) => {
+            let mut all = Categories::new();
+            for p in &parts {
+                if let Current::Categories(c) = p {
+                    for (k, v) in c {
+                        *all.entry(k.to_string()).or_default() += v;
+                    }
+                }
+            }
+            Column::Categories(all)
+        }
+        None => Column::Categories(Categories::new()),
+    }
+}
+
+/// The drift JSON of one window (or, with `histograms`, the whole period).
+fn window_drift(
+    kinds: &[(String, Kind)],
+    columns: &[Column],
+    prediction: &Column,
+    rows: u64,
+    predictions: u64,
+    profile: Option<&Profile>,
+    histograms: bool,
+) -> Value {
+    let Some(profile) = profile else {
+        return json!({"reference": null, "why": "no reference profile for this generation"});
+    };
+    let mut features = Map::new();
+    let (mut tested, mut drifted) = (0u64, 0u64);
+    for ((name, _), current) in kinds.iter().zip(columns) {
+        let Some(reference) = profile.features.get(name) else { continue };
+        let v = column_drift(&reference.column, current, rows, reference.sampled, histograms);
+        if let Some(d) = v["drifted"].as_bool() {
+            tested += 1;
+            drifted += u64::from(d);
+        }
+        features.insert(name.clone(), v);
+    }
+    let prediction = profile
+        .prediction
+        .as_ref()
+        .map(|r| column_drift(&r.column, prediction, predictions, r.sampled, histograms))
+        .unwrap_or(Value::Null);
+    let share = if tested == 0 { Value::Null } else { json!(drifted as f64 / tested as f64) };
+    json!({
+        "reference": profile.source,
+        "driftedFeatures": drifted,
+        "testedFeatures": tested,
+        "share": share,
+        "datasetDrift": share.as_f64().map(|s| s >= 0.5),
+        "features": features,
+        "prediction": prediction,
+    })
+}
+
+fn column_drift(reference: &Column, current: &Column, rows: u64, approximate: bool, histograms: bool) -> Value {
+    let n = current.n();
+    let kind = if matches!(reference, Column::Numbers(_)) { "NUMERIC" } else { "CATEGORY" };
+    let mut v = json!({
+        "type": kind,
+        "referenceRows": reference.n(),
+        "currentRows": n,
+        "currentMissing": rows.saturating_sub(n),
+        "approximate": approximate,
+    });
+    match stattest::drift(reference, current) {
+        Some(d) => {
+            v["method"] = json!(d.method);
+            v["score"] = json!(d.score);
+            v["statistic"] = json!(d.statistic);
+            v["threshold"] = json!(d.threshold);
+            v["drifted"] = json!(d.drifted);
+            v["psi"] = json!(d.psi);
+        }
+        None => v["drifted"] = Value::Null,
+    }
+    if histograms {
+        v["histogram"] = histogram(reference, current);
+    }
+    v
+}
+
+/// Reference and current shares for the page: Evidently's Sturges bins
+/// for numbers, the 12 most frequent reference categories (and the rest).
+fn histogram(reference: &Column, current: &Column) -> Value {
+    let (nr, nc) = (reference.n().max(1) as f64, current.n().max(1) as f64);
+    match (reference, current) {
+        (Column::Numbers(r), Column::Numbers(c)) if !r.values.is_empty() => {
+            let edges = stattest::sturges_edges(r, c);
+            let share = |x: &Numbers, n: f64| -> Vec<f64> {
+                stattest::histogram(x, &edges).iter().map(|k| *k as f64 / n).collect()
+            };
+            json!({"edges": edges, "reference": share(r, nr), "current": share(c, nc)})
+        }
+        (Column::Categories(r), Column::Categories(c)) => {
+            let mut keys: Vec<&String> = r.keys().collect();
+            keys.sort_by_key(|k| std::cmp::Reverse(r[*k]));
+            keys.truncate(12);
+            let share = |m: &Categories, n: f64| -> Vec<f64> {
+                let mut out: Vec<f64> = keys.iter().map(|k| m.get(*k).copied().unwrap_or(0) as f64 / n).collect();
+                out.push(1.0 - out.iter().sum::<f64>());
+                out
+            };
+            let mut names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+            names.push("(other)");
+            json!({"categories": names, "reference": share(r, nr), "current": share(c, nc)})
+        }
+        _ => Value::Null,
+    }
+}

@@ -1,0 +1,185 @@
+//! Data drift (docs/monitoring.md "Data drift", "Reference profiles"):
+//! the exporter's reference profiles in real model files, then
+//! `apinode-admin monitor` on query records. Every statistic is checked
+//! against scipy by an independent Python computation of Evidently's
+//! defaults (`drift_check.py`), on both sides of the 1000-row switch, for
+//! numbers, few-valued numbers and categories with missing values, from
+//! the model files' profiles and from `--reference FILE.csv`. Then through
+//! a real node: an unshifted stream drifts no feature, a shifted one
+//! drifts exactly the shifted features.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::dss::{DssNode, text};
+use crate::common::{data_dir, python};
+
+fn script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration").join(name).display().to_string()
+}
+
+fn run_python(args: &[&str]) -> String {
+    let out = Command::new(python()).args(args).output().expect("python runs");
+    assert!(out.status.success(), "python {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn monitor(dir: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("monitor")
+        .args(args)
+        .output()
+        .expect("apinode-admin runs");
+    assert!(out.status.success(), "monitor {args:?}: {}", text(&out));
+    let out_dir = args.iter().position(|a| *a == "--out").map(|i| args[i + 1]).expect("--out");
+    serde_json::from_slice(&std::fs::read(Path::new(out_dir).join("report.json")).expect("report")).expect("json")
+}
+
+#[test]
+fn drift_statistics_equal_scipy_on_both_sides_of_the_1000_row_switch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path().to_str().expect("utf-8");
+    run_python(&[&script("drift_data.py"), "export", d, "drift"]);
+    let queries = dir.path().join("run/audit/queries.log");
+    std::fs::create_dir_all(queries.parent().expect("parent")).expect("mkdir");
+    run_python(&[&script("drift_data.py"), "queries", queries.to_str().expect("utf-8"), "5"]);
+    let gen_model = |g: &str| format!("{g}={d}/services/drift/generations/{g}/model.json");
+
+    // The profiles in the model files: v1 has 400 training rows, v2 3,000.
+    let out = format!("{d}/report");
+    let report = monitor(dir.path(), &["--service", "drift", "--out", &out]);
+    let v1 = &report["generations"]["v1"];
+    assert_eq!(v1["overall"]["drift"]["features"]["age"]["method"], "ks");
+    assert_eq!(v1["overall"]["drift"]["features"]["plan"]["method"], "chisquare");
+    assert_eq!(v1["overall"]["drift"]["features"]["region"]["method"], "z");
+    let v2 = &report["generations"]["v2"]["overall"]["drift"];
+    assert_eq!(v2["features"]["income"]["method"], "wasserstein");
+    assert_eq!(v2["features"]["plan"]["method"], "jensenshannon");
+    // Missing values are counted, not tested: 3% of ages, every 97th income absent.
+    assert!(v2["features"]["age"]["currentMissing"].as_u64().expect("missing") > 50, "{v2}");
+    let checked = run_python(&[
+        &script("drift_check.py"),
+        &format!("{out}/report.json"),
+        queries.to_str().expect("utf-8"),
+        "3600000",
+        &gen_model("v1"),
+        &gen_model("v2"),
+    ]);
+    assert!(checked.contains("OK 49 columns"), "{checked}");
+
+    // The same from a CSV reference (v2's training rows) for every generation.
+    let out = format!("{d}/report-csv");
+    let csv = format!("{d}/reference.csv");
+    let report = monitor(dir.path(), &["--service", "drift", "--out", &out, "--reference", &csv]);
+    assert_eq!(report["generations"]["v1"]["overall"]["drift"]["reference"], csv);
+    let checked = run_python(&[
+        &script("drift_check.py"),
+        &format!("{out}/report.json"),
+        queries.to_str().expect("utf-8"),
+        "3600000",
+        "--csv",
+        &csv,
+        &format!("{d}/services/drift/generations/v2/model.json"),
+    ]);
+    assert!(checked.contains("OK 49 columns"), "{checked}");
+    let prom = std::fs::read_to_string(format!("{out}/report.prom")).expect("prom");
+    assert!(prom.contains("apinode_monitor_drift_share{service=\"drift\",generation=\"v1\"}"), "{prom}");
+    assert!(prom.contains("apinode_monitor_feature_drifted{service=\"drift\",generation=\"v2\",feature=\"income\"} 1"));
+    let page = std::fs::read_to_string(format!("{out}/report.html")).expect("html");
+    assert!(page.contains("Data drift") && page.contains("wasserstein"), "the page shows the drift table");
+}
+
+#[test]
+fn a_bad_reference_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "a,b\n1,2\n3\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["monitor", "--service", "s", "--reference"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains("bad.csv") && err.contains("row 3"), "{err}");
+    assert!(!dir.path().join("r/report.json").exists(), "no report from a bad reference");
+}
+
+async fn send(base: &str, service: &str, rows: &str) -> usize {
+    let items: Vec<Value> =
+        rows.lines().map(|l| json!({"features": serde_json::from_str::<Value>(l).expect("row")})).collect();
+    let client = reqwest::Client::new();
+    for chunk in items.chunks(100) {
+        let r = client
+            .post(format!("{base}/public/api/v1/{service}/score/predict-multi"))
+            .json(&json!({"items": chunk}))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    items.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shifted_stream_drifts_exactly_the_shifted_features() {
+    let dir = data_dir();
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    for service in ["steady", "shifted"] {
+        run_python(&[&script("drift_data.py"), "export", &d, service]);
+        // v2 only: its 3,000-row reference uses distances (thresholds 0.1).
+        let mapping = json!({"enabled": true, "mapping": {"entries": [{"generation": "v2", "proba": 1.0}]}});
+        std::fs::write(dir.path().join(format!("services/{service}/service.json")), mapping.to_string())
+            .expect("write");
+    }
+    let node = DssNode::with_dir(dir, None);
+    node.start();
+    let base = node.base();
+    // Seeded rows unlike the training rows' seeds; 1,500 per service.
+    let steady = run_python(&[&script("drift_data.py"), "rows", "11", "1500", ""]);
+    let shifted = run_python(&[&script("drift_data.py"), "rows", "12", "1500", "income,region,children"]);
+    assert_eq!(send(&base, "steady", &steady).await, 1500);
+    assert_eq!(send(&base, "shifted", &shifted).await, 1500);
+    node.stop();
+
+    let drifted = |report: &Value| -> Vec<String> {
+        let d = &report["generations"]["v2"]["overall"]["drift"];
+        let mut names: Vec<String> = d["features"]
+            .as_object()
+            .expect("features")
+            .iter()
+            .filter(|(_, f)| f["drifted"] == json!(true))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let out = format!("{d}/steady-report");
+    let report = monitor(node.dir.path(), &["--service", "steady", "--window", "1d", "--out", &out]);
+    let overall = &report["generations"]["v2"]["overall"];
+    assert_eq!(overall["records"], 1500);
+    assert_eq!(drifted(&report), Vec::<String>::new(), "{}", overall["drift"]);
+    assert_eq!(overall["drift"]["datasetDrift"], false);
+    assert_eq!(overall["drift"]["testedFeatures"], 6);
+    assert_eq!(overall["drift"]["prediction"]["drifted"], false, "{}", overall["drift"]["prediction"]);
+
+    let out = format!("{d}/shifted-report");
+    let report = monitor(node.dir.path(), &["--service", "shifted", "--window", "1d", "--out", &out]);
+    assert_eq!(drifted(&report), vec!["children", "income", "region"]);
+    let overall = &report["generations"]["v2"]["overall"]["drift"];
+    assert_eq!(overall["datasetDrift"], true, "3 of 6 features is a share of 0.5");
+    // The histograms the page draws: shares that add up to 1 on each side.
+    let h = &overall["features"]["income"]["histogram"];
+    for side in ["reference", "current"] {
+        let sum: f64 = h[side].as_array().expect("shares").iter().filter_map(Value::as_f64).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{side}: {sum}");
+    }
+}
