@@ -95,6 +95,88 @@ impl<'de: 'a, 'a> Deserialize<'de> for Features<'a> {
     }
 }
 
+/// The members of a flat JSON object of scalars (the common `features`),
+/// scanned by hand: serde's exact float parsing (`float_roundtrip`, which
+/// the rest of the node needs) made parsing features most of drift's cost,
+/// and Rust's own `f64` parser is exact too. None when the object has an
+/// escaped string or a nested value: the caller then uses serde.
+fn scan_flat(text: &str) -> Option<Vec<(Cow<'_, str>, Scalar<'_>)>> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let string = |i: &mut usize| -> Option<&str> {
+        let start = *i + 1;
+        let len = b[start..].iter().position(|c| *c == b'"' || *c == b'\\')?;
+        if b[start + len] != b'"' {
+            return None;
+        }
+        *i = start + len + 1;
+        text.get(start..start + len)
+    };
+    let mut out = Vec::with_capacity(32);
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if b.get(i) == Some(&b'}') {
+        return Some(out);
+    }
+    loop {
+        ws(&mut i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key = string(&mut i)?;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        let value = match b.get(i)? {
+            b'"' => Scalar::Text(Cow::Borrowed(string(&mut i)?)),
+            b'n' if b[i..].starts_with(b"null") => {
+                i += 4;
+                Scalar::Absent
+            }
+            b't' if b[i..].starts_with(b"true") => {
+                i += 4;
+                Scalar::Text(Cow::Borrowed("true"))
+            }
+            b'f' if b[i..].starts_with(b"false") => {
+                i += 5;
+                Scalar::Text(Cow::Borrowed("false"))
+            }
+            c if *c == b'-' || c.is_ascii_digit() => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                    i += 1;
+                }
+                let t = text.get(start..i)?;
+                if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+                    t.parse().map(Scalar::Integer).or_else(|_| t.parse().map(Scalar::Number)).ok()?
+                } else {
+                    Scalar::Number(t.parse().ok()?)
+                }
+            }
+            _ => return None,
+        };
+        out.push((Cow::Borrowed(key), value));
+        ws(&mut i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
 /// A category as the node sees one: text (numbers as Python's `repr`
 /// writes them, as the exporter labels categories).
 fn category_text(s: &Scalar<'_>) -> Option<String> {
@@ -131,30 +213,58 @@ pub enum Predicted<'a> {
 #[derive(Debug)]
 enum Current {
     Numbers(Vec<f64>),
-    Categories(HashMap<Box<str>, u64>),
+    Categories(Counts),
+}
+
+/// Category counts: a short list searched in order (most features have a
+/// handful of levels: cheaper than hashing), indexed once it grows.
+#[derive(Debug, Default)]
+struct Counts {
+    list: Vec<(Box<str>, u64)>,
+    index: HashMap<Box<str>, usize>,
+}
+
+impl Counts {
+    fn add(&mut self, key: &str) {
+        let found = if self.list.len() <= 16 {
+            self.list.iter().position(|(k, _)| &**k == key)
+        } else {
+            if self.index.is_empty() {
+                self.index = self.list.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            }
+            self.index.get(key).copied()
+        };
+        match found {
+            Some(i) => self.list[i].1 += 1,
+            None => {
+                if !self.index.is_empty() || self.list.len() > 16 {
+                    self.index.insert(key.into(), self.list.len());
+                }
+                self.list.push((key.into(), 1));
+            }
+        }
+    }
 }
 
 impl Current {
     fn new(kind: Kind) -> Current {
         match kind {
             Kind::Numeric => Current::Numbers(Vec::new()),
-            Kind::Category => Current::Categories(HashMap::new()),
+            Kind::Category => Current::Categories(Counts::default()),
         }
     }
 
     fn push(&mut self, s: &Scalar<'_>) {
         match self {
             Current::Numbers(v) => v.extend(number(s)),
-            Current::Categories(m) => {
-                if let Some(t) = category_text(s) {
-                    match m.get_mut(t.as_str()) {
-                        Some(c) => *c += 1,
-                        None => {
-                            m.insert(t.into(), 1);
-                        }
+            Current::Categories(m) => match s {
+                Scalar::Text(t) => m.add(t),
+                other => {
+                    if let Some(t) = category_text(other) {
+                        m.add(&t);
                     }
                 }
-            }
+            },
         }
     }
 
@@ -168,7 +278,7 @@ impl Current {
     fn column(&self) -> Column {
         match self {
             Current::Numbers(v) => Column::Numbers(Numbers::from_sorted_pairs(v.iter().map(|x| (*x, 1)))),
-            Current::Categories(m) => Column::Categories(m.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+            Current::Categories(m) => Column::Categories(m.list.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
         }
     }
 }
@@ -193,7 +303,11 @@ pub struct Collector {
     /// The column of each position of the previous record's features (most
     /// records list them in one order: one string compare instead of a hash).
     hint: Vec<(String, Option<usize>)>,
-    windows: HashMap<(u16, i64), Window>,
+    windows: Vec<((u16, i64), Window)>,
+    /// Where each window is in `windows`, and the last one per generation
+    /// (records come roughly in time order: one compare instead of a hash).
+    index: HashMap<(u16, i64), usize>,
+    last: Vec<Option<(i64, usize)>>,
 }
 
 impl Collector {
@@ -216,26 +330,41 @@ impl Collector {
             kinds,
             prediction_kind: prediction_kind.unwrap_or(Kind::Category),
             hint: Vec::new(),
-            windows: HashMap::new(),
+            windows: Vec::new(),
+            index: HashMap::new(),
+            last: Vec::new(),
         })
     }
 
     /// Takes one query record's features and prediction (None when ignored).
-    pub fn take(
-        &mut self,
-        generation: u16,
-        time_ms: i64,
-        features: Option<&RawValue>,
-        predicted: Option<Predicted<'_>>,
-    ) {
+    pub fn take(&mut self, generation: u16, time_ms: i64, features: Option<&RawValue>, predicted: Option<Predicted<'_>>) {
         let start = time_ms.div_euclid(self.window_ms) * self.window_ms;
-        let (kinds, prediction_kind) = (&self.kinds, self.prediction_kind);
-        let w = self.windows.entry((generation, start)).or_insert_with(|| Window {
-            rows: 0,
-            predictions: 0,
-            columns: kinds.iter().map(|(_, k)| Current::new(*k)).collect(),
-            prediction: Current::new(prediction_kind),
-        });
+        let g = usize::from(generation);
+        if self.last.len() <= g {
+            self.last.resize(g + 1, None);
+        }
+        let at = match self.last[g] {
+            Some((s, at)) if s == start => at,
+            _ => {
+                let (kinds, prediction_kind) = (&self.kinds, self.prediction_kind);
+                let windows = &mut self.windows;
+                let at = *self.index.entry((generation, start)).or_insert_with(|| {
+                    windows.push((
+                        (generation, start),
+                        Window {
+                            rows: 0,
+                            predictions: 0,
+                            columns: kinds.iter().map(|(_, k)| Current::new(*k)).collect(),
+                            prediction: Current::new(prediction_kind),
+                        },
+                    ));
+                    windows.len() - 1
+                });
+                self.last[g] = Some((start, at));
+                at
+            }
+        };
+        let w = &mut self.windows[at].1;
         w.rows += 1;
         if let Some(p) = predicted {
             w.predictions += 1;
@@ -244,10 +373,12 @@ impl Collector {
                 Predicted::Number(v) => w.prediction.push(&Scalar::Number(v)),
             }
         }
-        let Some(features) = features.and_then(|f| serde_json::from_str::<Features<'_>>(f.get()).ok()) else {
+        let Some(features) = features.map(RawValue::get).and_then(|f| {
+            scan_flat(f).or_else(|| serde_json::from_str::<Features<'_>>(f).ok().map(|x| x.0))
+        }) else {
             return;
         };
-        for (pos, (name, value)) in features.0.iter().enumerate() {
+        for (pos, (name, value)) in features.iter().enumerate() {
             let column = match self.hint.get(pos) {
                 Some((hinted, column)) if hinted == name => *column,
                 _ => {
@@ -272,8 +403,7 @@ impl Collector {
     /// computed on all cores; numbers are sorted in place and kept as
     /// such, so the whole period needs no second copy of a window.
     pub fn finish(self, generations: &[String], references: &References) -> BTreeMap<String, Value> {
-        let Collector { kinds, windows, .. } = self;
-        let mut windows: Vec<((u16, i64), Window)> = windows.into_iter().collect();
+        let Collector { kinds, mut windows, .. } = self;
         windows.sort_by_key(|(k, _)| *k);
         let profile_of = |g: u16| generations.get(usize::from(g)).and_then(|name| references.of(name));
         let window_json: Vec<Value> = parallel(&mut windows, |(key, w)| {
@@ -339,7 +469,7 @@ fn merge<'a>(parts: impl Iterator<Item = &'a Current>) -> Column {
             let mut all = Categories::new();
             for p in &parts {
                 if let Current::Categories(c) = p {
-                    for (k, v) in c {
+                    for (k, v) in &c.list {
                         *all.entry(k.to_string()).or_default() += v;
                     }
                 }
@@ -444,5 +574,31 @@ fn histogram(reference: &Column, current: &Column) -> Value {
             json!({"categories": names, "reference": share(r, nr), "current": share(c, nc)})
         }
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde(text: &str) -> Vec<(String, String)> {
+        let f: Features<'_> = serde_json::from_str(text).expect("json");
+        f.0.iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect()
+    }
+
+    #[test]
+    fn the_hand_scanner_reads_what_serde_reads_or_declines() {
+        for text in [
+            r#"{"a": 1.5, "b": "x", "c": null, "d": -0.0, "e": 12, "f": true, "g": 1e-7, "h": 123456789012345678901}"#,
+            r#" { } "#,
+            r#"{"a":0.1,"b":-3}"#,
+        ] {
+            let hand: Vec<(String, String)> =
+                scan_flat(text).expect("flat").iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect();
+            assert_eq!(hand, serde(text), "{text}");
+        }
+        for text in [r#"{"a\n": 1}"#, r#"{"a": "x\"y"}"#, r#"{"a": [1]}"#, r#"{"a": {"b": 1}}"#, r#"{"a" 1}"#] {
+            assert!(scan_flat(text).is_none(), "{text}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::html::{esc, line_chart, num, over_windows, time_axis};
+use super::chart::{esc, line_chart, num, over_windows, time_axis};
 
 /// Reference and current shares side by side, one pair of bars per bin.
 fn histogram(name: &str, h: &Value) -> String {

@@ -106,7 +106,7 @@ pub struct Queries {
     pub duplicates: u64,
     /// Lines that held no record.
     pub unreadable: u64,
-    /// Current values for drift, when some generation has a reference.
+    /// Where current values for drift go, when some generation has a reference.
     pub drift: Option<super::drift::Collector>,
 }
 
@@ -336,21 +336,16 @@ fn summary(q: &Queries, o: &Outcomes, qs: &[&Query]) -> Value {
             .first()
             .map(|x| (0..x.probas.len()).filter(|i| !x.probas[*i].is_nan()).map(|i| q.classes[i].clone()).collect())
             .unwrap_or_default();
-        let rows: Vec<Labelled> = labelled
+        // Where each of the model's classes is in the records' probabilities.
+        let at: Vec<Option<usize>> = classes.iter().map(|name| q.classes.iter().position(|k| k == name)).collect();
+        let rows: Vec<Labelled<'_>> = labelled
             .iter()
             .filter_map(|(x, out)| {
                 let Prediction::Class(c) = x.prediction else { return None };
                 Some(Labelled {
                     truth: text(&out.value),
-                    predicted: class_name(c),
-                    probas: classes
-                        .iter()
-                        .filter_map(|name| {
-                            let i = q.classes.iter().position(|k| k == name)?;
-                            Some((name.clone(), *x.probas.get(i)?))
-                        })
-                        .filter(|(_, p)| !p.is_nan())
-                        .collect(),
+                    predicted: &q.classes[usize::from(c)],
+                    probas: at.iter().map(|i| i.and_then(|i| x.probas.get(i).copied()).unwrap_or(f64::NAN)).collect(),
                     weight: out.weight / x.sampling_rate,
                 })
             })
@@ -389,10 +384,10 @@ fn summary(q: &Queries, o: &Outcomes, qs: &[&Query]) -> Value {
     })
 }
 
-fn text(v: &Value) -> String {
+fn text(v: &Value) -> std::borrow::Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 

@@ -10,15 +10,17 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-/// One labelled, scored record of a classifier.
+/// One labelled, scored record of a classifier (borrowed from the join:
+/// half a million of these per generation must stay small).
 #[derive(Debug, Clone)]
-pub struct Labelled {
+pub struct Labelled<'a> {
     /// The outcome's class.
-    pub truth: String,
+    pub truth: std::borrow::Cow<'a, str>,
     /// The predicted class.
-    pub predicted: String,
-    /// The predicted probability of each class.
-    pub probas: BTreeMap<String, f64>,
+    pub predicted: &'a str,
+    /// The predicted probability of each of the model's classes, in the
+    /// order of `classification`'s `classes` (NaN when absent).
+    pub probas: Vec<f64>,
     /// The outcome's weight.
     pub weight: f64,
 }
@@ -68,7 +70,7 @@ pub fn roc_auc(truth: &[bool], score: &[f64], weight: &[f64]) -> Option<f64> {
 
 /// Classification metrics of `rows` whose classes are `classes` (the
 /// model's order; the binary positive class is the second).
-pub fn classification(rows: &[Labelled], classes: &[String]) -> Value {
+pub fn classification(rows: &[Labelled<'_>], classes: &[String]) -> Value {
     if rows.is_empty() {
         return Value::Null;
     }
@@ -78,14 +80,17 @@ pub fn classification(rows: &[Labelled], classes: &[String]) -> Value {
     let accuracy = average(&correct, &w);
     // Labels: every class seen in truths or predictions, sorted (as
     // scikit-learn's unique_labels).
-    let mut labels: Vec<String> = rows.iter().flat_map(|r| [r.truth.clone(), r.predicted.clone()]).collect();
-    labels.sort();
-    labels.dedup();
-    let index: BTreeMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let labels: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| [&*r.truth, r.predicted])
+        .collect::<std::collections::BTreeSet<&str>>()
+        .into_iter()
+        .collect();
+    let index: BTreeMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (*l, i)).collect();
     let n = labels.len();
     let mut confusion = vec![vec![0.0; n]; n];
     for r in rows {
-        confusion[index[r.truth.as_str()]][index[r.predicted.as_str()]] += r.weight;
+        confusion[index[&*r.truth]][index[r.predicted]] += r.weight;
     }
     let true_sum: Vec<f64> = (0..n).map(|i| sum(confusion[i].iter().copied())).collect();
     let pred_sum: Vec<f64> = (0..n).map(|j| sum((0..n).map(|i| confusion[i][j]))).collect();
@@ -100,7 +105,7 @@ pub fn classification(rows: &[Labelled], classes: &[String]) -> Value {
         mp += p;
         mr += r;
         mf += f;
-        per_class.insert(l.clone(), json!({"precision": p, "recall": r, "f1": f, "support": true_sum[i]}));
+        per_class.insert((*l).to_owned(), json!({"precision": p, "recall": r, "f1": f, "support": true_sum[i]}));
     }
     let nf = n as f64;
     let mut out = json!({
@@ -111,15 +116,19 @@ pub fn classification(rows: &[Labelled], classes: &[String]) -> Value {
         "confusion": {"labels": labels, "matrix": confusion},
     });
     // Probabilities: log loss over the model's classes, AUC, Brier, calibration.
-    let have_probas = rows.iter().all(|r| classes.iter().all(|c| r.probas.contains_key(c)));
-    if have_probas && classes.len() >= 2 && rows.iter().all(|r| classes.contains(&r.truth)) {
+    let have_probas = rows.iter().all(|r| r.probas.len() == classes.len() && r.probas.iter().all(|p| !p.is_nan()));
+    let class_of = |t: &str| classes.iter().position(|c| c == t);
+    if have_probas && classes.len() >= 2 && rows.iter().all(|r| class_of(&r.truth).is_some()) {
         let eps = f64::EPSILON;
-        let losses: Vec<f64> = rows.iter().map(|r| -r.probas[&r.truth].clamp(eps, 1.0 - eps).ln()).collect();
+        let losses: Vec<f64> = rows
+            .iter()
+            .map(|r| -r.probas[class_of(&r.truth).unwrap_or_default()].clamp(eps, 1.0 - eps).ln())
+            .collect();
         out["logLoss"] = json!(average(&losses, &w));
         if classes.len() == 2 {
             let pos = &classes[1];
-            let truth: Vec<bool> = rows.iter().map(|r| r.truth == *pos).collect();
-            let score: Vec<f64> = rows.iter().map(|r| r.probas[pos]).collect();
+            let truth: Vec<bool> = rows.iter().map(|r| r.truth == pos.as_str()).collect();
+            let score: Vec<f64> = rows.iter().map(|r| r.probas[1]).collect();
             out["positiveClass"] = json!(pos);
             out["rocAuc"] = json!(roc_auc(&truth, &score, &w));
             let sq: Vec<f64> = truth.iter().zip(&score).map(|(t, s)| (f64::from(u8::from(*t)) - s).powi(2)).collect();
@@ -128,9 +137,10 @@ pub fn classification(rows: &[Labelled], classes: &[String]) -> Value {
         } else {
             let aucs: Option<Vec<f64>> = classes
                 .iter()
-                .map(|c| {
-                    let truth: Vec<bool> = rows.iter().map(|r| r.truth == *c).collect();
-                    let score: Vec<f64> = rows.iter().map(|r| r.probas[c]).collect();
+                .enumerate()
+                .map(|(i, c)| {
+                    let truth: Vec<bool> = rows.iter().map(|r| r.truth == c.as_str()).collect();
+                    let score: Vec<f64> = rows.iter().map(|r| r.probas[i]).collect();
                     roc_auc(&truth, &score, &w)
                 })
                 .collect();
