@@ -95,6 +95,40 @@ impl<'de: 'a, 'a> Deserialize<'de> for Features<'a> {
     }
 }
 
+/// Powers of ten an f64 holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// A plain decimal (`-12.345`) by Clinger's fast path: a mantissa below
+/// 2^53 over an exact power of ten is one correctly rounded division, so
+/// the result is the exact parse's. None for anything else (exponents,
+/// long mantissas): the caller uses `str::parse`.
+fn fast_decimal(t: &str) -> Option<f64> {
+    let (neg, digits) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    let (mut m, mut k, mut n, mut dot) = (0u64, 0usize, 0, false);
+    for c in digits {
+        match c {
+            b'0'..=b'9' if n < 18 => {
+                m = m * 10 + u64::from(c - b'0');
+                n += 1;
+                k += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if n == 0 || m >= 1 << 53 || k >= POW10.len() {
+        return None;
+    }
+    let v = m as f64 / POW10[k];
+    Some(if neg { -v } else { v })
+}
+
 /// The members of a flat JSON object of scalars (the common `features`),
 /// scanned by hand: serde's exact float parsing (`float_roundtrip`, which
 /// the rest of the node needs) made parsing features most of drift's cost,
@@ -162,7 +196,7 @@ fn scan_flat(text: &str) -> Option<Vec<(Cow<'_, str>, Scalar<'_>)>> {
                 if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
                     t.parse().map(Scalar::Integer).or_else(|_| t.parse().map(Scalar::Number)).ok()?
                 } else {
-                    Scalar::Number(t.parse().ok()?)
+                    Scalar::Number(fast_decimal(t).or_else(|| t.parse().ok())?)
                 }
             }
             _ => return None,
@@ -596,6 +630,11 @@ mod tests {
             let hand: Vec<(String, String)> =
                 scan_flat(text).expect("flat").iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect();
             assert_eq!(hand, serde(text), "{text}");
+        }
+        for t in ["0.1", "-0.0", "123.456", "0.000123", "99999999999999.99", "1.7976931348623157", "5e-324", "1.", "-7"] {
+            if let Some(v) = fast_decimal(t) {
+                assert_eq!(v.to_bits(), t.parse::<f64>().expect("number").to_bits(), "{t}");
+            }
         }
         for text in [r#"{"a\n": 1}"#, r#"{"a": "x\"y"}"#, r#"{"a": [1]}"#, r#"{"a": {"b": 1}}"#, r#"{"a" 1}"#] {
             assert!(scan_flat(text).is_none(), "{text}");

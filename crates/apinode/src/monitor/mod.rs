@@ -132,7 +132,6 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
         options.filter.endpoint.as_deref(),
         options.reference.as_deref(),
     )?;
-    let t0 = std::time::Instant::now();
     let queries = std::thread::scope(|scope| {
         let feedback = scope.spawn(|| {
             let mut o = Outcomes::new(options.filter.clone());
@@ -158,23 +157,18 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
                 Ok((q, f, files))
             },
         );
-        eprintln!("TIMING queries read {:?}", t0.elapsed());
         let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        eprintln!("TIMING feedback joined {:?} rss {}", t0.elapsed(), std::fs::read_to_string("/proc/self/status").unwrap().lines().find(|l| l.starts_with("VmRSS")).unwrap());
         (queries, outcomes)
     });
     let (queries, outcomes) = queries;
     let ((mut queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
     // Drift beside the join's summaries (which run on one core).
     let collector = queries.drift.take();
-    let t0 = std::time::Instant::now();
     let (drift, mut report) = std::thread::scope(|scope| {
         let drift = scope.spawn(|| collector.map(|d| d.finish(queries.generations(), &references)).unwrap_or_default());
         let report = join::summarise(&queries, &outcomes, options.window_ms);
-        eprintln!("TIMING summarise {:?}", t0.elapsed());
         (drift.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), report)
     });
-    eprintln!("TIMING both {:?}", t0.elapsed());
     attach_drift(&mut report, drift, options.window_ms);
     report["errors"] = failures.summary(options.window_ms);
     report["service"] = json!(options.filter.service);
