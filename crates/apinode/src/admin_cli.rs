@@ -264,13 +264,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             crate::monitor::write(&report, dir)?;
             match ctx.args.output {
                 Output::Json => out!("{}", serde_json::to_string_pretty(&report)?),
-                Output::Fancy => out!(
-                    "{} query records, {} outcomes ({} unmatched); report in {}/report.html",
-                    report["totals"]["queryRecords"],
-                    report["totals"]["outcomes"],
-                    report["totals"]["unmatchedOutcomes"],
-                    dir.display()
-                ),
+                Output::Fancy => {
+                    out!(
+                        "{} query records, {} outcomes ({} unmatched); report in {}/report.html",
+                        report["totals"]["queryRecords"],
+                        report["totals"]["outcomes"],
+                        report["totals"]["unmatchedOutcomes"],
+                        dir.display()
+                    );
+                    for line in crate::monitor::drift_lines(&report) {
+                        out!("{line}");
+                    }
+                }
             }
             Ok(())
         }

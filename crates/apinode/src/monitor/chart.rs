@@ -108,4 +108,3 @@ pub fn over_windows(report: &Value, path: &[&str]) -> Vec<(String, Vec<(f64, f64
     }
     out
 }
-

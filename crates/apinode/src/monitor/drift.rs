@@ -371,7 +371,13 @@ impl Collector {
     }
 
     /// Takes one query record's features and prediction (None when ignored).
-    pub fn take(&mut self, generation: u16, time_ms: i64, features: Option<&RawValue>, predicted: Option<Predicted<'_>>) {
+    pub fn take(
+        &mut self,
+        generation: u16,
+        time_ms: i64,
+        features: Option<&RawValue>,
+        predicted: Option<Predicted<'_>>,
+    ) {
         let start = time_ms.div_euclid(self.window_ms) * self.window_ms;
         let g = usize::from(generation);
         if self.last.len() <= g {
@@ -407,9 +413,10 @@ impl Collector {
                 Predicted::Number(v) => w.prediction.push(&Scalar::Number(v)),
             }
         }
-        let Some(features) = features.map(RawValue::get).and_then(|f| {
-            scan_flat(f).or_else(|| serde_json::from_str::<Features<'_>>(f).ok().map(|x| x.0))
-        }) else {
+        let Some(features) = features
+            .map(RawValue::get)
+            .and_then(|f| scan_flat(f).or_else(|| serde_json::from_str::<Features<'_>>(f).ok().map(|x| x.0)))
+        else {
             return;
         };
         for (pos, (name, value)) in features.iter().enumerate() {
@@ -631,7 +638,8 @@ mod tests {
                 scan_flat(text).expect("flat").iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect();
             assert_eq!(hand, serde(text), "{text}");
         }
-        for t in ["0.1", "-0.0", "123.456", "0.000123", "99999999999999.99", "1.7976931348623157", "5e-324", "1.", "-7"] {
+        for t in ["0.1", "-0.0", "123.456", "0.000123", "99999999999999.99", "1.7976931348623157", "5e-324", "1.", "-7"]
+        {
             if let Some(v) = fast_decimal(t) {
                 assert_eq!(v.to_bits(), t.parse::<f64>().expect("number").to_bits(), "{t}");
             }

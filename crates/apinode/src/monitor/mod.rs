@@ -181,6 +181,36 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
     Ok(report)
 }
 
+/// One line per generation on the whole period's drift, for people:
+/// `drift v1: 2 of 4 features drifted (monthly_charges, plan); prediction drifted`.
+pub fn drift_lines(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (g, v) in report["generations"].as_object().into_iter().flatten() {
+        let d = &v["overall"]["drift"];
+        let Some(features) = d["features"].as_object() else {
+            if let Some(why) = d["why"].as_str() {
+                out.push(format!("drift {g}: {why}"));
+            }
+            continue;
+        };
+        let drifted: Vec<&str> =
+            features.iter().filter(|(_, f)| f["drifted"] == true).map(|(n, _)| n.as_str()).collect();
+        let prediction = match d["prediction"]["drifted"].as_bool() {
+            Some(true) => "; prediction drifted",
+            Some(false) => "; prediction stable",
+            None => "",
+        };
+        out.push(format!(
+            "drift {g}: {} of {} features drifted{}{prediction}{}",
+            drifted.len(),
+            d["testedFeatures"],
+            if drifted.is_empty() { String::new() } else { format!(" ({})", drifted.join(", ")) },
+            if d["datasetDrift"] == true { " — dataset drift" } else { "" },
+        ));
+    }
+    out
+}
+
 /// Puts each generation's drift beside its other figures: the whole
 /// period's in `overall.drift`, each window's in its window.
 fn attach_drift(report: &mut Value, drift: std::collections::BTreeMap<String, Value>, window_ms: i64) {

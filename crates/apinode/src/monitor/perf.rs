@@ -120,10 +120,8 @@ pub fn classification(rows: &[Labelled<'_>], classes: &[String]) -> Value {
     let class_of = |t: &str| classes.iter().position(|c| c == t);
     if have_probas && classes.len() >= 2 && rows.iter().all(|r| class_of(&r.truth).is_some()) {
         let eps = f64::EPSILON;
-        let losses: Vec<f64> = rows
-            .iter()
-            .map(|r| -r.probas[class_of(&r.truth).unwrap_or_default()].clamp(eps, 1.0 - eps).ln())
-            .collect();
+        let losses: Vec<f64> =
+            rows.iter().map(|r| -r.probas[class_of(&r.truth).unwrap_or_default()].clamp(eps, 1.0 - eps).ln()).collect();
         out["logLoss"] = json!(average(&losses, &w));
         if classes.len() == 2 {
             let pos = &classes[1];
