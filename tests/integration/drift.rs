@@ -90,6 +90,19 @@ fn drift_statistics_equal_scipy_on_both_sides_of_the_1000_row_switch() {
     assert!(prom.contains("apinode_monitor_drift_share{service=\"drift\",generation=\"v1\"}"), "{prom}");
     assert!(prom.contains("apinode_monitor_feature_drifted{service=\"drift\",generation=\"v2\",feature=\"income\"} 1"));
     let page = std::fs::read_to_string(format!("{out}/report.html")).expect("html");
+    // Above 100,000 distinct values the exporter keeps a seeded sample of 100,000.
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let sampled = run_python(&[
+        "-c",
+        &format!(
+            "import sys, numpy as np; sys.path.insert(0, {tools:?}); import export_sklearn as e; \
+             a = e._numeric_profile(list(np.arange(150000) / 7) + [float('nan')]); \
+             b = e._numeric_profile(list(np.arange(150000) / 7)); \
+             print(a['sampled'], sum(a['counts']), a['missing'], a['values'] == b['values'])",
+            tools = tools.display().to_string()
+        ),
+    ]);
+    assert_eq!(sampled.trim(), "True 100000 1 True", "sampled, 100,000 values, NaN apart, seeded");
     assert!(page.contains("Data drift") && page.contains("wasserstein"), "the page shows the drift table");
 }
 

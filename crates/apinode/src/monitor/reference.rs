@@ -296,3 +296,25 @@ pub fn from_csv(path: &Path, kinds: &BTreeMap<String, Kind>) -> Result<Profile, 
     }
     Ok(profile)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_profile_reads_with_its_sample_mark_and_merged_repeats() {
+        let stored: Stored = serde_json::from_str(
+            r#"{"rows": 6, "features": {
+                "x": {"type": "NUMERIC", "values": [2.0, -0.0, 0.0], "counts": [1, 2, 3], "missing": 1, "sampled": true},
+                "c": {"type": "CATEGORY", "values": ["b", "a"], "counts": [4, 2]}}}"#,
+        )
+        .expect("profile");
+        let built: BTreeMap<String, ColumnProfile> = stored.features.into_iter().map(|(k, v)| (k, v.build())).collect();
+        let x = &built["x"];
+        assert!(x.sampled && x.missing == 1 && x.kind() == Kind::Numeric);
+        assert_eq!(x.column, Column::Numbers(Numbers { values: vec![0.0, 2.0], counts: vec![5, 1] }));
+        let c = &built["c"];
+        assert_eq!(c.column.n(), 6);
+        assert!(!c.sampled && c.kind() == Kind::Category);
+    }
+}
