@@ -196,3 +196,121 @@ async fn a_shifted_stream_drifts_exactly_the_shifted_features() {
         assert!((sum - 1.0).abs() < 1e-9, "{side}: {sum}");
     }
 }
+
+/// Issue 18's `--merge`: two partial runs (queries split as two Kafka
+/// partitions would split them, outcomes split across them, some outcomes
+/// read by both) report exactly what one run over everything reports,
+/// drift included.
+#[test]
+fn merged_partial_runs_report_what_one_run_reports() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path().to_str().expect("utf-8");
+    run_python(&[&script("drift_data.py"), "export", d, "drift"]);
+    let all_q = format!("{d}/queries.log");
+    let all_f = format!("{d}/feedback.log");
+    run_python(&[&script("drift_data.py"), "queries", &all_q, "5"]);
+    run_python(&[&script("drift_data.py"), "outcomes", &all_f, "9"]);
+    let q = std::fs::read_to_string(&all_q).expect("queries");
+    let f = std::fs::read_to_string(&all_f).expect("outcomes");
+    // Queries: odd lines to part A, even to B. Outcomes: the first 60% to A,
+    // the last 50% to B (a tenth read by both; many cross the split).
+    let split = |text: &str, keep: &dyn Fn(usize, usize) -> bool| -> String {
+        let lines: Vec<&str> = text.lines().collect();
+        lines.iter().enumerate().filter(|(i, _)| keep(*i, lines.len())).map(|(_, l)| format!("{l}\n")).collect()
+    };
+    for (part, qk, fk) in [
+        (
+            "a",
+            &(|i: usize, _| i % 2 == 1) as &dyn Fn(usize, usize) -> bool,
+            &(|i: usize, n: usize| i < n * 6 / 10) as &dyn Fn(usize, usize) -> bool,
+        ),
+        ("b", &|i: usize, _| i.is_multiple_of(2), &|i: usize, n: usize| i >= n / 2),
+    ] {
+        std::fs::create_dir_all(format!("{d}/{part}")).expect("mkdir");
+        std::fs::write(format!("{d}/{part}/queries.log"), split(&q, qk)).expect("write");
+        std::fs::write(format!("{d}/{part}/feedback.log"), split(&f, fk)).expect("write");
+        let out = format!("{d}/out-{part}");
+        let src = format!("{d}/{part}");
+        monitor(dir.path(), &["--service", "drift", "--queries", &src, "--feedback", &src, "--out", &out, "--partial"]);
+    }
+    let one = monitor(
+        dir.path(),
+        &["--service", "drift", "--queries", &all_q, "--feedback", &all_f, "--out", &format!("{d}/one")],
+    );
+    let merged = monitor(
+        dir.path(),
+        &[
+            "--service",
+            "drift",
+            "--merge",
+            &format!("{d}/out-a"),
+            &format!("{d}/out-b"),
+            "--out",
+            &format!("{d}/merged"),
+        ],
+    );
+    let strip = |mut v: Value| {
+        v["generatedAt"] = Value::Null;
+        v["sources"] = Value::Null;
+        v
+    };
+    assert!(one["generations"]["v1"]["overall"]["performance"]["rocAuc"].as_f64().is_some(), "{}", one["totals"]);
+    assert!(one["totals"]["duplicates"].as_u64().expect("duplicates") == 0);
+    assert!(merged["totals"]["duplicates"].as_u64().expect("duplicates") > 1000, "{}", merged["totals"]);
+    let (mut one, mut merged) = (strip(one), strip(merged));
+    // The one run never saw the outcomes twice; otherwise the same.
+    one["totals"]["duplicates"] = Value::Null;
+    merged["totals"]["duplicates"] = Value::Null;
+    // Records are summed in another order: the last bits of sums may differ.
+    if let Err(at) = same(&one, &merged, "") {
+        panic!("a merge of the partial runs differs from one run at {at}");
+    }
+
+    // A partial merged with itself: every record once more, counted as repeats.
+    let out = format!("{d}/twice");
+    let twice = monitor(
+        dir.path(),
+        &["--service", "drift", "--merge", &format!("{d}/out-a"), &format!("{d}/out-a"), "--out", &out],
+    );
+    let alone =
+        monitor(dir.path(), &["--service", "drift", "--merge", &format!("{d}/out-a"), "--out", &format!("{d}/alone")]);
+    assert_eq!(twice["totals"]["queryRecords"], alone["totals"]["queryRecords"]);
+    assert_eq!(twice["totals"]["outcomes"], alone["totals"]["outcomes"]);
+    assert_eq!(
+        twice["generations"]["v1"]["overall"]["performance"],
+        alone["generations"]["v1"]["overall"]["performance"]
+    );
+    // Partial runs of another window do not merge.
+    let err = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["monitor", "--service", "drift", "--window", "1d", "--merge", &format!("{d}/out-a"), "--out", &out])
+        .output()
+        .expect("runs");
+    assert!(!err.status.success() && text(&err).contains("window"), "{}", text(&err));
+}
+
+/// Equal JSON, numbers within 1e-9 (the report's promise); the first difference.
+fn same(a: &Value, b: &Value, at: &str) -> Result<(), String> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            if (x - y).abs() <= 1e-9 { Ok(()) } else { Err(format!("{at}: {x} vs {y}")) }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return Err(format!(
+                    "{at}: keys {:?} vs {:?}",
+                    x.keys().collect::<Vec<_>>(),
+                    y.keys().collect::<Vec<_>>()
+                ));
+            }
+            x.iter().try_for_each(|(k, v)| same(v, y.get(k).unwrap_or(&Value::Null), &format!("{at}.{k}")))
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().try_for_each(|(i, (u, v))| same(u, v, &format!("{at}[{i}]")))
+        }
+        _ if a == b => Ok(()),
+        _ => Err(format!("{at}: {a} vs {b}")),
+    }
+}

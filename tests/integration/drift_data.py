@@ -10,6 +10,7 @@ generator of feature rows, shifted or not.
 
     python drift_data.py export DATA_DIR SERVICE      # generations + reference.csv
     python drift_data.py queries FILE SEED            # query records (log4j lines)
+    python drift_data.py outcomes FILE SEED           # outcomes for two thirds of them
     python drift_data.py rows SEED N SHIFT            # JSON lines of features
 """
 import json
@@ -103,9 +104,9 @@ def queries(path, seed):
                 if i % 83 == 0:
                     feats["children"] = -0.0
                 ignored = i % 101 == 0
+                p = float(rng.random())
                 result = {"ignored": True} if ignored else {
-                    "prediction": "yes" if rng.random() < 0.4 else "no", "probas": {"no": 0.5, "yes": 0.5},
-                    "ignored": False}
+                    "prediction": "yes" if p > 0.5 else "no", "probas": {"no": 1 - p, "yes": p}, "ignored": False}
                 t = "2026-12-01T%02d:%02d:%02d.000Z" % (hour, (i // 60) % 60, i % 60)
                 rec = {"msgType": "prediction-query", "eventId": f"q{i}", "requestId": f"r{i}", "timestamp": t,
                        "serviceId": "drift", "endpointId": "score", "generation": generation,
@@ -119,6 +120,17 @@ def main():
         export(sys.argv[2], sys.argv[3])
     elif what == "queries":
         queries(sys.argv[2], sys.argv[3])
+    elif what == "outcomes":
+        rng = np.random.default_rng(int(sys.argv[3]))
+        with open(sys.argv[2], "w") as f:
+            for i in range(1, 16341):
+                if i % 3 == 0:
+                    continue
+                for k, when in enumerate(["2026-12-02T00:00:00Z"] + (["2026-12-03T00:00:00Z"] if i % 50 == 1 else [])):
+                    rec = {"msgType": "prediction-feedback", "eventId": f"f{i}-{k}", "requestId": f"r{i}",
+                           "serviceId": "drift", "endpointId": "score", "time": when,
+                           "outcome": "yes" if rng.random() < 0.4 else "no", "weight": 1.0}
+                    f.write(json.dumps({"message": rec}) + "\n")
     elif what == "rows":
         rng = np.random.default_rng(int(sys.argv[2]))
         shift = tuple(s for s in sys.argv[4].split(",") if s)

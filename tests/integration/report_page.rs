@@ -79,6 +79,8 @@ fn the_report_page_renders_its_charts_with_no_network() {
         window_text: "1h".into(),
         generations: Some(generations),
         reference: None,
+        partial: None,
+        merge: Vec::new(),
     };
     let r = report(&options).expect("report");
     let out = dir.path().join("out");

@@ -186,6 +186,13 @@ pub enum Cmd {
         /// every generation instead of the profiles in the model files.
         #[arg(long, value_name = "FILE.csv")]
         reference: Option<PathBuf>,
+        /// Also write what was read, mergeable, as OUT/partial.json.gz (for --merge on another machine).
+        #[arg(long)]
+        partial: bool,
+        /// Combine partial runs (their report folders, or partial.json.gz files) instead of reading sources;
+        /// --service, --endpoint, --since, --until and --window must be those of the partial runs.
+        #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["queries", "feedback"])]
+        merge: Vec<PathBuf>,
     },
     /// Print the verifier key of the audit checkpoints (C2SP form).
     AuditPublicKey,
@@ -248,7 +255,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out!("Imported {sent} outcomes into {service}/{endpoint}");
             Ok(())
         }
-        Cmd::Monitor { service, endpoint, queries, feedback, since, until, window, out: dir, reference } => {
+        Cmd::Monitor {
+            service,
+            endpoint,
+            queries,
+            feedback,
+            since,
+            until,
+            window,
+            out: dir,
+            reference,
+            partial,
+            merge,
+        } => {
             let options = crate::monitor_cli::options(
                 &ctx.data_dir,
                 service,
@@ -259,6 +278,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 until,
                 window,
                 reference.clone(),
+                partial.then(|| dir.clone()),
+                merge,
             )?;
             let report = crate::monitor::report(&options)?;
             crate::monitor::write(&report, dir)?;

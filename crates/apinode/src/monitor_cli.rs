@@ -92,6 +92,8 @@ pub fn options(
     until: &Option<String>,
     window: &str,
     reference: Option<PathBuf>,
+    partial: Option<PathBuf>,
+    merge: &[PathBuf],
 ) -> anyhow::Result<Options> {
     let window_ms =
         parse_window(window).with_context(|| format!("--window {window:?}: a number and s, m, h or d (1h)"))?;
@@ -109,5 +111,7 @@ pub fn options(
         window_text: window.to_owned(),
         generations: Some(data_dir.join("services").join(service).join("generations")),
         reference,
+        partial,
+        merge: merge.to_vec(),
     })
 }

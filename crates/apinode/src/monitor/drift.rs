@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -244,7 +244,7 @@ pub enum Predicted<'a> {
 }
 
 /// Current values of one column in one window.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Current {
     Numbers(Vec<f64>),
     Categories(Counts),
@@ -252,14 +252,19 @@ enum Current {
 
 /// Category counts: a short list searched in order (most features have a
 /// handful of levels: cheaper than hashing), indexed once it grows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Counts {
     list: Vec<(Box<str>, u64)>,
+    #[serde(skip)]
     index: HashMap<Box<str>, usize>,
 }
 
 impl Counts {
     fn add(&mut self, key: &str) {
+        self.add_n(key, 1);
+    }
+
+    fn add_n(&mut self, key: &str, n: u64) {
         let found = if self.list.len() <= 16 {
             self.list.iter().position(|(k, _)| &**k == key)
         } else {
@@ -269,12 +274,12 @@ impl Counts {
             self.index.get(key).copied()
         };
         match found {
-            Some(i) => self.list[i].1 += 1,
+            Some(i) => self.list[i].1 += n,
             None => {
                 if !self.index.is_empty() || self.list.len() > 16 {
                     self.index.insert(key.into(), self.list.len());
                 }
-                self.list.push((key.into(), 1));
+                self.list.push((key.into(), n));
             }
         }
     }
@@ -318,7 +323,7 @@ impl Current {
 }
 
 /// One generation's window.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Window {
     rows: u64,
     predictions: u64,
@@ -327,20 +332,24 @@ struct Window {
 }
 
 /// Collects current values while records are read.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Collector {
     window_ms: i64,
     /// Profiled feature names and kinds; the index is the column's.
+    #[serde(skip)]
     names: HashMap<String, usize>,
     kinds: Vec<(String, Kind)>,
     prediction_kind: Kind,
     /// The column of each position of the previous record's features (most
     /// records list them in one order: one string compare instead of a hash).
+    #[serde(skip)]
     hint: Vec<(String, Option<usize>)>,
     windows: Vec<((u16, i64), Window)>,
     /// Where each window is in `windows`, and the last one per generation
     /// (records come roughly in time order: one compare instead of a hash).
+    #[serde(skip)]
     index: HashMap<(u16, i64), usize>,
+    #[serde(skip)]
     last: Vec<Option<(i64, usize)>>,
 }
 
@@ -370,20 +379,57 @@ impl Collector {
         })
     }
 
-    /// Takes one query record's features and prediction (None when ignored).
-    pub fn take(
-        &mut self,
-        generation: u16,
-        time_ms: i64,
-        features: Option<&RawValue>,
-        predicted: Option<Predicted<'_>>,
-    ) {
-        let start = time_ms.div_euclid(self.window_ms) * self.window_ms;
+    /// A collector of the same features, with nothing collected.
+    pub fn emptied(&self) -> Collector {
+        Collector {
+            window_ms: self.window_ms,
+            names: HashMap::new(),
+            kinds: self.kinds.clone(),
+            prediction_kind: self.prediction_kind,
+            hint: Vec::new(),
+            windows: Vec::new(),
+            index: HashMap::new(),
+            last: Vec::new(),
+        }
+    }
+
+    /// Adds the windows of `other` (another process's partial run), its
+    /// generation `g` being this one's `generations[g]`; features this
+    /// collector does not profile are left out.
+    pub fn merge(&mut self, other: Collector, generations: &[u16]) {
+        self.names = self.kinds.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        self.index = self.windows.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+        self.last.clear();
+        let columns: Vec<Option<usize>> = other.kinds.iter().map(|(n, _)| self.names.get(n).copied()).collect();
+        for ((g, start), w) in other.windows {
+            let generation = generations.get(usize::from(g)).copied().unwrap_or(g);
+            let at = self.window(generation, start);
+            let mine = &mut self.windows[at].1;
+            mine.rows += w.rows;
+            mine.predictions += w.predictions;
+            let theirs = w.columns.into_iter().zip(&columns).filter_map(|(c, i)| Some((c, (*i)?)));
+            for (c, i) in theirs.chain(std::iter::once((w.prediction, usize::MAX))) {
+                let target = if i == usize::MAX { &mut mine.prediction } else { &mut mine.columns[i] };
+                match (target, c) {
+                    (Current::Numbers(a), Current::Numbers(b)) => a.extend(b),
+                    (Current::Categories(a), Current::Categories(b)) => {
+                        for (k, n) in b.list {
+                            a.add_n(&k, n);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Where the window of `generation` starting at `start` is, added when new.
+    fn window(&mut self, generation: u16, start: i64) -> usize {
         let g = usize::from(generation);
         if self.last.len() <= g {
             self.last.resize(g + 1, None);
         }
-        let at = match self.last[g] {
+        match self.last[g] {
             Some((s, at)) if s == start => at,
             _ => {
                 let (kinds, prediction_kind) = (&self.kinds, self.prediction_kind);
@@ -403,7 +449,19 @@ impl Collector {
                 self.last[g] = Some((start, at));
                 at
             }
-        };
+        }
+    }
+
+    /// Takes one query record's features and prediction (None when ignored).
+    pub fn take(
+        &mut self,
+        generation: u16,
+        time_ms: i64,
+        features: Option<&RawValue>,
+        predicted: Option<Predicted<'_>>,
+    ) {
+        let start = time_ms.div_euclid(self.window_ms) * self.window_ms;
+        let at = self.window(generation, start);
         let w = &mut self.windows[at].1;
         w.rows += 1;
         if let Some(p) = predicted {

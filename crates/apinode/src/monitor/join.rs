@@ -8,7 +8,9 @@
 //! 128-bit hash. Pure: records in, JSON out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
+
+use serde::{Deserialize, Serialize};
 
 use serde_json::{Map, Value, json};
 
@@ -16,31 +18,40 @@ use super::perf::{self, Labelled};
 use super::read::Rec;
 
 /// What one query record says.
-#[derive(Debug, Clone)]
-struct Query {
-    request_id: Box<str>,
-    generation: u16,
-    time_ms: i64,
-    ignored: bool,
-    latency_us: f32,
-    prediction: Prediction,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Query {
+    /// Its `eventId`'s hash (merging partial runs drops repeats by it).
+    pub(super) event: Option<u128>,
+    pub(super) request_id: Box<str>,
+    pub(super) generation: u16,
+    pub(super) time_ms: i64,
+    pub(super) ignored: bool,
+    pub(super) latency_us: f32,
+    pub(super) prediction: Prediction,
     /// Probabilities in the order of `Queries::classes`.
-    probas: Box<[f64]>,
+    #[serde(deserialize_with = "nan_from_null")]
+    pub(super) probas: Box<[f64]>,
     /// `samplingRate` of the service's audit policy (1 when absent).
-    sampling_rate: f64,
+    pub(super) sampling_rate: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Prediction {
+/// Absent probabilities are NaN, which JSON writes as null.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<[f64]>, D::Error> {
+    let v: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(super) enum Prediction {
     Class(u16),
     Number(f64),
     None,
 }
 
 /// The newest outcome of a request id.
-#[derive(Debug, Clone)]
-struct Outcome {
-    time_ms: i64,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Outcome {
+    pub(super) time_ms: i64,
     value: Value,
     weight: f64,
 }
@@ -50,7 +61,7 @@ fn time_ms(v: Option<&str>) -> Option<i64> {
 }
 
 /// Which records count: one service, optionally one endpoint, a time range.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
     /// The service.
     pub service: String,
@@ -74,34 +85,42 @@ impl Filter {
     }
 }
 
-/// Event ids seen, as 128-bit hashes (two keyed hashes: a collision among
-/// millions of ids is out of reach, and an id costs 16 bytes).
-#[derive(Debug, Default)]
-struct Seen {
-    keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
-    ids: HashSet<u128>,
+/// Event ids seen, as 128-bit hashes: two SipHash halves with fixed keys,
+/// so partial runs in other processes (`--merge`) hash an id alike; a
+/// collision among millions of ids is out of reach, and an id costs 16
+/// bytes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Seen {
+    pub(super) ids: HashSet<u128>,
+}
+
+/// The 128-bit hash of an event id.
+pub(super) fn event_hash(id: &str) -> u128 {
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        h.write_u8(salt);
+        h.write(id.as_bytes());
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 impl Seen {
-    /// True the first time `id` is seen.
-    fn first(&mut self, id: &str) -> bool {
-        let half = |k: &std::collections::hash_map::RandomState| {
-            let mut h = k.build_hasher();
-            h.write(id.as_bytes());
-            h.finish()
-        };
-        self.ids.insert((u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1)))
+    /// The hash of `id` the first time it is seen, None after.
+    fn first(&mut self, id: &str) -> Option<u128> {
+        let h = event_hash(id);
+        self.ids.insert(h).then_some(h)
     }
 }
 
 /// The query side of a join.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Queries {
-    filter: Filter,
-    seen: Seen,
-    queries: Vec<Query>,
-    classes: Vec<String>,
-    generations: Vec<String>,
+    pub(super) filter: Filter,
+    pub(super) seen: Seen,
+    pub(super) queries: Vec<Query>,
+    pub(super) classes: Vec<String>,
+    pub(super) generations: Vec<String>,
     /// Records read twice.
     pub duplicates: u64,
     /// Lines that held no record.
@@ -116,12 +135,23 @@ impl Queries {
         Queries { filter, ..Queries::default() }
     }
 
+    /// The index of a generation, added when new.
+    pub(super) fn generation(&mut self, name: &str) -> u16 {
+        match self.generations.iter().position(|g| g == name) {
+            Some(i) => i as u16,
+            None => {
+                self.generations.push(name.to_owned());
+                (self.generations.len() - 1) as u16
+            }
+        }
+    }
+
     /// The generations seen, by index.
     pub fn generations(&self) -> &[String] {
         &self.generations
     }
 
-    fn class(&mut self, name: &str) -> u16 {
+    pub(super) fn class(&mut self, name: &str) -> u16 {
         match self.classes.iter().position(|c| c == name) {
             Some(i) => i as u16,
             None => {
@@ -140,20 +170,17 @@ impl Queries {
         if !self.filter.in_range(time) {
             return;
         }
-        if let Some(id) = r.event_id.as_deref()
-            && !self.seen.first(id)
-        {
-            self.duplicates += 1;
-            return;
-        }
-        let generation_name = r.generation.as_deref().unwrap_or("-");
-        let generation = match self.generations.iter().position(|g| g == generation_name) {
-            Some(i) => i as u16,
-            None => {
-                self.generations.push(generation_name.to_owned());
-                (self.generations.len() - 1) as u16
-            }
+        let event = match r.event_id.as_deref() {
+            Some(id) => match self.seen.first(id) {
+                Some(h) => Some(h),
+                None => {
+                    self.duplicates += 1;
+                    return;
+                }
+            },
+            None => None,
         };
+        let generation = self.generation(r.generation.as_deref().unwrap_or("-"));
         let result = r.result.as_ref();
         let mut probas = vec![f64::NAN; self.classes.len()];
         for (name, p) in result.and_then(|x| x.probas.as_ref()).map_or(&[][..], |o| &o.0[..]) {
@@ -179,6 +206,7 @@ impl Queries {
             d.take(generation, time, r.features, predicted);
         }
         self.queries.push(Query {
+            event,
             request_id: r.request_id.as_deref().unwrap_or_default().into(),
             generation,
             time_ms: time,
@@ -192,11 +220,11 @@ impl Queries {
 }
 
 /// The outcome side of a join.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Outcomes {
-    filter: Filter,
-    seen: Seen,
-    outcomes: HashMap<Box<str>, Outcome>,
+    pub(super) filter: Filter,
+    pub(super) seen: Seen,
+    pub(super) outcomes: HashMap<Box<str>, Outcome>,
     /// Records read twice.
     pub duplicates: u64,
     /// Lines that held no record.
@@ -219,7 +247,7 @@ impl Outcomes {
         }
         let Some(time) = time_ms(r.time.as_deref()).or_else(|| time_ms(r.timestamp.as_deref())) else { return };
         if let Some(id) = r.event_id.as_deref()
-            && !self.seen.first(id)
+            && self.seen.first(id).is_none()
         {
             self.duplicates += 1;
             return;
@@ -227,8 +255,13 @@ impl Outcomes {
         self.records += 1;
         let (Some(id), Some(value)) = (r.request_id.as_deref(), r.outcome.as_ref()) else { return };
         let outcome = Outcome { time_ms: time, value: value.clone(), weight: r.weight.unwrap_or(1.0) };
+        self.keep_newest(id, outcome);
+    }
+
+    /// Keeps `outcome` for `id` unless the one kept is newer (a tie: the later wins).
+    pub(super) fn keep_newest(&mut self, id: &str, outcome: Outcome) {
         match self.outcomes.get_mut(id) {
-            Some(old) if old.time_ms > time => {}
+            Some(old) if old.time_ms > outcome.time_ms => {}
             Some(old) => *old = outcome,
             None => {
                 self.outcomes.insert(id.into(), outcome);
@@ -239,11 +272,12 @@ impl Outcomes {
 
 /// Requests of the service refused as a whole (`prediction-failure`
 /// records: they have no generation), counted per window.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Failures {
-    filter: Filter,
-    seen: Seen,
-    times: Vec<i64>,
+    pub(super) filter: Filter,
+    pub(super) seen: Seen,
+    /// When, and the event id's hash.
+    pub(super) times: Vec<(i64, Option<u128>)>,
 }
 
 impl Failures {
@@ -258,15 +292,23 @@ impl Failures {
             return;
         }
         let Some(time) = time_ms(r.timestamp.as_deref()) else { return };
-        if self.filter.in_range(time) && r.event_id.as_deref().is_none_or(|id| self.seen.first(id)) {
-            self.times.push(time);
+        if !self.filter.in_range(time) {
+            return;
+        }
+        match r.event_id.as_deref() {
+            Some(id) => {
+                if let Some(h) = self.seen.first(id) {
+                    self.times.push((time, Some(h)));
+                }
+            }
+            None => self.times.push((time, None)),
         }
     }
 
     /// `{"total", "windows": [{"start", "count"}]}`
     pub fn summary(&self, window_ms: i64) -> Value {
         let mut windows: BTreeMap<i64, u64> = BTreeMap::new();
-        for t in &self.times {
+        for (t, _) in &self.times {
             *windows.entry(t.div_euclid(window_ms) * window_ms).or_default() += 1;
         }
         let windows: Vec<Value> = windows.iter().map(|(s, n)| json!({"start": rfc3339(*s), "count": n})).collect();

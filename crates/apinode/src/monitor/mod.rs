@@ -10,6 +10,7 @@
 //! - [`kafka`]: a Kafka topic as a source, read with a consumer group.
 //! - [`join`]: the join and the summaries per generation and window.
 //! - [`perf`]: the performance metrics, as scikit-learn computes them.
+//! - [`merge`]: partial runs written and combined (`--partial`, `--merge`).
 //! - [`reference`]: reference profiles, from model files or a CSV file.
 //! - [`drift`]: current values per generation and window, and their drift.
 //! - [`stattest`]: one column's drift, as Evidently decides it by default.
@@ -25,6 +26,7 @@ pub mod html_drift;
 pub mod join;
 pub mod kafka;
 pub mod ks;
+pub mod merge;
 pub mod perf;
 pub mod read;
 pub mod reference;
@@ -55,6 +57,10 @@ pub struct Options {
     pub generations: Option<PathBuf>,
     /// `--reference FILE.csv`: the reference of every generation.
     pub reference: Option<PathBuf>,
+    /// `--partial`: where to write what was read, for a later `--merge`.
+    pub partial: Option<PathBuf>,
+    /// `--merge`: partial runs to combine instead of reading sources.
+    pub merge: Vec<PathBuf>,
 }
 
 /// Errors of a monitor run.
@@ -71,6 +77,9 @@ pub enum MonitorError {
     /// A reference cannot be read.
     #[error(transparent)]
     Reference(#[from] reference::ReferenceError),
+    /// Partial runs cannot be written, read or combined.
+    #[error(transparent)]
+    Merge(#[from] merge::MergeError),
     /// A Kafka source cannot be read.
     #[error("{0}")]
     Kafka(String),
@@ -132,7 +141,33 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
         options.filter.endpoint.as_deref(),
         options.reference.as_deref(),
     )?;
-    let queries = std::thread::scope(|scope| {
+    let partial = if options.merge.is_empty() {
+        read(options, &references)?
+    } else {
+        let mut parts = Vec::new();
+        for dir in &options.merge {
+            parts.push((dir.clone(), merge::load(dir)?));
+        }
+        let merged = merge::merge(parts)?;
+        let mismatch =
+            |why: String| MonitorError::Merge(merge::MergeError::Mismatch { path: options.merge[0].clone(), why });
+        if merged.window_ms != options.window_ms {
+            return Err(mismatch(format!("window {} ms, not --window {}", merged.window_ms, options.window_text)));
+        }
+        if merged.queries.filter != options.filter {
+            return Err(mismatch(format!("made for {:?}, not {:?}", merged.queries.filter, options.filter)));
+        }
+        merged
+    };
+    if let Some(dir) = &options.partial {
+        merge::write(&partial, dir)?;
+    }
+    Ok(finish(partial, options, &references))
+}
+
+/// Reads the sources: queries (and refused requests) and outcomes on two threads.
+fn read(options: &Options, references: &reference::References) -> Result<merge::Partial, MonitorError> {
+    let (queries, outcomes) = std::thread::scope(|scope| {
         let feedback = scope.spawn(|| {
             let mut o = Outcomes::new(options.filter.clone());
             let (files, unreadable) =
@@ -141,7 +176,7 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
             Ok::<_, MonitorError>((o, files))
         });
         let mut q = Queries::new(options.filter.clone());
-        q.drift = drift::Collector::new(&references, options.window_ms);
+        q.drift = drift::Collector::new(references, options.window_ms);
         let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).and_then(
             |(files, unreadable)| {
                 q.unreadable = unreadable;
@@ -157,15 +192,26 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
                 Ok((q, f, files))
             },
         );
-        let outcomes = feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (queries, outcomes)
+        (queries, feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     });
-    let (queries, outcomes) = queries;
-    let ((mut queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    let ((queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
+    Ok(merge::Partial {
+        version: 0,
+        window_ms: options.window_ms,
+        queries,
+        outcomes,
+        failures,
+        files: (query_files, feedback_files),
+    })
+}
+
+/// The report of what was read (or merged).
+fn finish(partial: merge::Partial, options: &Options, references: &reference::References) -> Value {
+    let merge::Partial { mut queries, outcomes, failures, files: (query_files, feedback_files), .. } = partial;
     // Drift beside the join's summaries (which run on one core).
     let collector = queries.drift.take();
     let (drift, mut report) = std::thread::scope(|scope| {
-        let drift = scope.spawn(|| collector.map(|d| d.finish(queries.generations(), &references)).unwrap_or_default());
+        let drift = scope.spawn(|| collector.map(|d| d.finish(queries.generations(), references)).unwrap_or_default());
         let report = join::summarise(&queries, &outcomes, options.window_ms);
         (drift.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), report)
     });
@@ -177,8 +223,9 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
     report["since"] = json!(options.filter.since_ms.map(join::rfc3339));
     report["until"] = json!(options.filter.until_ms.map(join::rfc3339));
     report["generatedAt"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    report["sources"] = json!({"queryFiles": query_files, "feedbackFiles": feedback_files});
-    Ok(report)
+    report["sources"] =
+        json!({"queryFiles": query_files, "feedbackFiles": feedback_files, "merged": options.merge.len()});
+    report
 }
 
 /// One line per generation on the whole period's drift, for people:

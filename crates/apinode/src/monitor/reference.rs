@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::stattest::{Column, Numbers};
 
 /// Whether a column is numeric or categorical.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Kind {
     /// Numbers.
