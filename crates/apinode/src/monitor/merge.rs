@@ -12,7 +12,7 @@
 //! the other modules'. Event ids are compared by their 128-bit hashes,
 //! computed alike in every process of one apinode version.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -110,12 +110,10 @@ struct View<'a> {
 pub fn load(dir: &Path) -> Result<Partial, MergeError> {
     let path = if dir.is_dir() { dir.join(FILE) } else { dir.to_path_buf() };
     let file = std::fs::File::open(&path).map_err(|source| MergeError::Io { path: path.clone(), source })?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .map_err(|source| MergeError::Io { path: path.clone(), source })?;
+    // Streamed: the JSON text of a million records is a gigabyte.
+    let reader = std::io::BufReader::with_capacity(1 << 20, flate2::read::GzDecoder::new(file));
     let partial: Partial =
-        serde_json::from_str(&text).map_err(|e| MergeError::Invalid { path: path.clone(), why: e.to_string() })?;
+        serde_json::from_reader(reader).map_err(|e| MergeError::Invalid { path: path.clone(), why: e.to_string() })?;
     if partial.version != VERSION {
         return Err(MergeError::Invalid {
             path,
