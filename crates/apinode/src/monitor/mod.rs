@@ -13,6 +13,7 @@
 //! - [`merge`]: partial runs written and combined (`--partial`, `--merge`).
 //! - [`reference`]: reference profiles, from model files or a CSV file.
 //! - [`drift`]: current values per generation and window, and their drift.
+//! - [`features`]: a query record's features parsed for drift.
 //! - [`stattest`]: one column's drift, as Evidently decides it by default.
 //! - [`ks`]: the Kolmogorov-Smirnov p-values, as scipy computes them.
 //! - [`chart`]: escaping, numbers and the SVG line chart the page's sections share.
@@ -21,6 +22,7 @@
 
 pub mod chart;
 pub mod drift;
+pub mod features;
 pub mod html;
 pub mod html_drift;
 pub mod join;
