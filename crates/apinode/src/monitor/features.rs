@@ -17,7 +17,7 @@ pub(super) enum Scalar<'a> {
 }
 
 /// A record's `features`, in its order.
-pub(super) struct Features<'a>(pub(super) Vec<(Cow<'a, str>, Scalar<'a>)>);
+pub(super) type Features<'a> = super::read::Ordered<'a, Scalar<'a>>;
 
 impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -61,26 +61,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
             }
         }
         d.deserialize_any(Visit(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Features<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Features<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of features")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Features<'a>, M::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = m.next_entry::<Cow<'de, str>, Scalar<'de>>()? {
-                    out.push(entry);
-                }
-                Ok(Features(out))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 

@@ -113,6 +113,18 @@ impl Seen {
     }
 }
 
+/// The index of `name` in `names`, appended when new (a handful of
+/// generations and classes: a scan is cheaper than a map).
+fn index_of(names: &mut Vec<String>, name: &str) -> u16 {
+    match names.iter().position(|n| n == name) {
+        Some(i) => i as u16,
+        None => {
+            names.push(name.to_owned());
+            (names.len() - 1) as u16
+        }
+    }
+}
+
 /// The query side of a join.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Queries {
@@ -137,13 +149,7 @@ impl Queries {
 
     /// The index of a generation, added when new.
     pub(super) fn generation(&mut self, name: &str) -> u16 {
-        match self.generations.iter().position(|g| g == name) {
-            Some(i) => i as u16,
-            None => {
-                self.generations.push(name.to_owned());
-                (self.generations.len() - 1) as u16
-            }
-        }
+        index_of(&mut self.generations, name)
     }
 
     /// The generations seen, by index.
@@ -151,14 +157,9 @@ impl Queries {
         &self.generations
     }
 
+    /// The index of a class, added when new.
     pub(super) fn class(&mut self, name: &str) -> u16 {
-        match self.classes.iter().position(|c| c == name) {
-            Some(i) => i as u16,
-            None => {
-                self.classes.push(name.to_owned());
-                (self.classes.len() - 1) as u16
-            }
-        }
+        index_of(&mut self.classes, name)
     }
 
     /// Takes a query record (others are skipped).

@@ -132,22 +132,23 @@ impl TimingPart {
     }
 }
 
-/// A JSON object of numbers, in its order.
+/// A JSON object, in its order (of numbers unless said otherwise: the
+/// probabilities; drift reads features as one of scalars).
 #[derive(Debug, Default)]
-pub struct Ordered<'a>(pub Vec<(Cow<'a, str>, f64)>);
+pub struct Ordered<'a, V = f64>(pub Vec<(Cow<'a, str>, V)>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Ordered<'a> {
+impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Ordered<'a, V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Ordered<'a>;
+        struct Visit<'a, V>(std::marker::PhantomData<(&'a (), V)>);
+        impl<'de: 'a, 'a, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<'a, V> {
+            type Value = Ordered<'a, V>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of numbers")
+                f.write_str("an object")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Ordered<'a>, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Ordered<'a, V>, M::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, f64>()? {
-                    out.push((k, v));
+                while let Some(entry) = m.next_entry::<Cow<'de, str>, V>()? {
+                    out.push(entry);
                 }
                 Ok(Ordered(out))
             }
