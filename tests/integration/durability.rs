@@ -71,11 +71,16 @@ fn lines(dir: &Path, prefix: &str) -> (Vec<Value>, Vec<String>) {
 
 /// The request ids of the query records in `run/audit` (every line must parse).
 pub(crate) fn recorded_ids(node: &DssNode) -> BTreeMap<String, usize> {
-    let (records, bad) = lines(&node.dir.path().join("run/audit"), "queries.log");
+    recorded_ids_in(node, "queries.log")
+}
+
+/// The request ids of the records of `run/audit/<file>*` (every line must parse).
+fn recorded_ids_in(node: &DssNode, file: &str) -> BTreeMap<String, usize> {
+    let (records, bad) = lines(&node.dir.path().join("run/audit"), file);
     assert!(bad.is_empty(), "{} lines do not parse, such as {:?}", bad.len(), &bad[..bad.len().min(3)]);
     let mut ids = BTreeMap::new();
     for r in records {
-        let id = r["message"]["requestId"].as_str().expect("a query record has a requestId").to_owned();
+        let id = r["message"]["requestId"].as_str().expect("a record has a requestId").to_owned();
         *ids.entry(id).or_default() += 1;
     }
     ids
@@ -90,6 +95,18 @@ pub(crate) async fn load(
     clients: usize,
     stop: Arc<AtomicBool>,
 ) -> (Vec<String>, BTreeMap<u16, u64>) {
+    load_kind(base, tag, clients, stop, false).await
+}
+
+/// [`load`] of predictions, or (`outcomes`) of outcomes, one per request,
+/// whose request ids are `<tag>-<client>-<i>`.
+async fn load_kind(
+    base: String,
+    tag: String,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+    outcomes: bool,
+) -> (Vec<String>, BTreeMap<u16, u64>) {
     let handles: Vec<_> = (0..clients)
         .map(|c| {
             let (base, tag, stop) = (base.clone(), tag.clone(), stop.clone());
@@ -100,12 +117,20 @@ pub(crate) async fn load(
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let id = format!("{tag}-{c}-{i}");
-                    let sent = client
-                        .post(format!("{base}/public/api/v1/kinds/linear/predict"))
-                        .header("x-request-id", &id)
-                        .json(&json!({"features": {"x": i % 50, "color": "red"}}))
-                        .send()
-                        .await;
+                    let sent = if outcomes {
+                        client
+                            .post(format!("{base}/public/api/v1/kinds/linear/feedback"))
+                            .json(&json!({"items": [{"requestId": id, "outcome": i % 7}]}))
+                            .send()
+                            .await
+                    } else {
+                        client
+                            .post(format!("{base}/public/api/v1/kinds/linear/predict"))
+                            .header("x-request-id", &id)
+                            .json(&json!({"features": {"x": i % 50, "color": "red"}}))
+                            .send()
+                            .await
+                    };
                     match sent {
                         Ok(r) if r.status().is_success() => {
                             // Only a whole answer counts as answered.
@@ -155,18 +180,29 @@ pub(crate) fn kill9(node: &DssNode) {
 /// moment, `trials` times, restarting it each time; returns every id
 /// answered.
 async fn crash_trials(node: &DssNode, rng: &mut Rng, trials: usize, tag: &str) -> (Vec<String>, Vec<usize>) {
+    crash_trials_of(node, rng, trials, tag, false).await
+}
+
+/// [`crash_trials`] of predictions, or (`outcomes`) of outcomes.
+async fn crash_trials_of(
+    node: &DssNode,
+    rng: &mut Rng,
+    trials: usize,
+    tag: &str,
+    outcomes: bool,
+) -> (Vec<String>, Vec<usize>) {
     let mut answered = Vec::new();
     let mut per_trial = Vec::new();
     for trial in 0..trials {
         node.start();
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(load(node.base(), format!("{tag}{trial}"), 16, stop.clone()));
+        let task = tokio::spawn(load_kind(node.base(), format!("{tag}{trial}"), 16, stop.clone(), outcomes));
         let after = rng.between(300, 1500);
         tokio::time::sleep(Duration::from_millis(after)).await;
         kill9(node);
         stop.store(true, Ordering::Relaxed);
         let (ok, _) = task.await.expect("load");
-        eprintln!("{tag} trial {trial}: killed after {after} ms, {} predictions answered", ok.len());
+        eprintln!("{tag} trial {trial}: killed after {after} ms, {} requests answered", ok.len());
         per_trial.push(ok.len());
         answered.extend(ok);
     }
@@ -193,6 +229,28 @@ async fn kill_9_under_load_loses_no_answered_record_in_the_files() {
     let twice: Vec<_> = recorded.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "recorded twice: {twice:?}");
     eprintln!("kill -9, files: {} answered, all {} recorded, 0 lost", answered.len(), answered.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_answered_outcome() {
+    let node = DssNode::with_settings(data_dir(), None, json!({"auditLog": {"durability": "WRITTEN"}}));
+    let mut rng = Rng::seeded("kill -9, outcomes");
+    let (answered, _) = crash_trials_of(&node, &mut rng, 4, "o", true).await;
+    node.start();
+    node.stop();
+    let recorded = recorded_ids_in(&node, "feedback.log");
+    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains_key(*id)).collect();
+    assert!(answered.len() > 100, "the load ran: {} outcomes answered", answered.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered outcomes are not in feedback.log, such as {:?}",
+        missing.len(),
+        answered.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let twice: Vec<_> = recorded.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "recorded twice: {twice:?}");
+    eprintln!("kill -9, outcomes: {} answered, all recorded once, 0 lost", answered.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
