@@ -217,18 +217,22 @@ async fn kill_9_under_load_loses_no_answered_record_in_the_files() {
     // The node restarts on what the crashes left, and stops cleanly.
     node.start();
     node.stop();
-    let recorded = recorded_ids(&node);
+    all_recorded_once(&answered, &recorded_ids(&node), "queries.log");
+    eprintln!("kill -9, files: {} answered, all {} recorded, 0 lost", answered.len(), answered.len());
+}
+
+/// Every answered id is in `recorded` (from `file`), and none twice.
+fn all_recorded_once(answered: &[String], recorded: &BTreeMap<String, usize>, file: &str) {
     let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains_key(*id)).collect();
     assert!(
         missing.is_empty(),
-        "{} of {} answered predictions are not in queries.log, such as {:?}",
+        "{} of {} answered requests are not in {file}, such as {:?}",
         missing.len(),
         answered.len(),
         &missing[..missing.len().min(5)]
     );
     let twice: Vec<_> = recorded.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "recorded twice: {twice:?}");
-    eprintln!("kill -9, files: {} answered, all {} recorded, 0 lost", answered.len(), answered.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -238,18 +242,8 @@ async fn kill_9_under_load_loses_no_answered_outcome() {
     let (answered, _) = crash_trials_of(&node, &mut rng, 4, "o", true).await;
     node.start();
     node.stop();
-    let recorded = recorded_ids_in(&node, "feedback.log");
-    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains_key(*id)).collect();
     assert!(answered.len() > 100, "the load ran: {} outcomes answered", answered.len());
-    assert!(
-        missing.is_empty(),
-        "{} of {} answered outcomes are not in feedback.log, such as {:?}",
-        missing.len(),
-        answered.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let twice: Vec<_> = recorded.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(twice.is_empty(), "recorded twice: {twice:?}");
+    all_recorded_once(&answered, &recorded_ids_in(&node, "feedback.log"), "feedback.log");
     eprintln!("kill -9, outcomes: {} answered, all recorded once, 0 lost", answered.len());
 }
 
