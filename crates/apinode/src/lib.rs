@@ -22,7 +22,7 @@
 //! - [`process`]: this process's CPU, memory and file descriptors (`/proc/self`).
 //! - [`resource_usage`]: compute-resource-usage messages, reported drops.
 //! - [`metrics`]: request counters and latency histograms (HDR, exact to 1%).
-//! - [`monitor`]: the feedback loop's join and report (offline).
+//! - [`monitor`]: the feedback loop's join, drift and report, and partial runs merged (offline).
 //! - [`monitor_cli`]: `feedback-import` files and `monitor` options.
 //! - [`openapi`]: each service's OpenAPI 3.1 document, typed from its models.
 //! - [`prometheus`]: `GET /metrics`: requests, the audit pipeline, the process.
