@@ -168,7 +168,7 @@ impl Collector {
     pub fn emptied(&self) -> Collector {
         Collector {
             window_ms: self.window_ms,
-            names: HashMap::new(),
+            names: self.names.clone(),
             kinds: self.kinds.clone(),
             prediction_kind: self.prediction_kind,
             hint: Vec::new(),
