@@ -280,6 +280,19 @@ fn merged_partial_runs_report_what_one_run_reports() {
         twice["generations"]["v1"]["overall"]["performance"],
         alone["generations"]["v1"]["overall"]["performance"]
     );
+    // The partial holds what the trail holds: owner-only, as the audit files.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(format!("{d}/out-a/partial.json.gz")).expect("partial").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "partial.json.gz is {mode:o}");
+    // Not a partial run: refused, naming the file.
+    std::fs::write(format!("{d}/junk.json.gz"), b"not gzip").expect("write");
+    let junk = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["monitor", "--service", "drift", "--merge", &format!("{d}/junk.json.gz"), "--out", &out])
+        .output()
+        .expect("runs");
+    assert!(!junk.status.success() && text(&junk).contains("junk.json.gz"), "{}", text(&junk));
     // Partial runs of another window do not merge.
     let err = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
         .arg("--data-dir")

@@ -78,7 +78,11 @@ pub fn write(partial: &Partial, dir: &Path) -> Result<(), MergeError> {
     let path = dir.join(FILE);
     let io = |source| MergeError::Io { path: path.clone(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let file = std::fs::File::create(&path).map_err(io)?;
+    // The records' features and outcomes are in it: not world-readable, as the audit files.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?
+    };
     let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     let view = View {
         version: VERSION,
