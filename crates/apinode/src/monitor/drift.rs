@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::features::{Features, Scalar, category_text, number, scan_flat};
+use super::features::{Features, Scalar, category_text, each_flat, number};
 use super::reference::{Kind, Profile, References};
 use super::stattest::{self, Categories, Column, Numbers};
 
@@ -256,27 +256,31 @@ impl Collector {
                 Predicted::Number(v) => w.prediction.push(&Scalar::Number(v)),
             }
         }
-        let Some(features) = features
-            .map(RawValue::get)
-            .and_then(|f| scan_flat(f).or_else(|| serde_json::from_str::<Features<'_>>(f).ok().map(|x| x.0)))
-        else {
-            return;
-        };
-        for (pos, (name, value)) in features.iter().enumerate() {
-            let column = match self.hint.get(pos) {
+        let Some(text) = features.map(RawValue::get) else { return };
+        let (hint, names) = (&mut self.hint, &self.names);
+        let mut put = |pos: usize, name: &str, value: &Scalar<'_>| {
+            let column = match hint.get(pos) {
                 Some((hinted, column)) if hinted == name => *column,
                 _ => {
-                    let column = self.names.get(name.as_ref()).copied();
-                    if pos < self.hint.len() {
-                        self.hint[pos] = (name.to_string(), column);
+                    let column = names.get(name).copied();
+                    if pos < hint.len() {
+                        hint[pos] = (name.to_owned(), column);
                     } else {
-                        self.hint.push((name.to_string(), column));
+                        hint.push((name.to_owned(), column));
                     }
                     column
                 }
             };
             if let Some(i) = column {
                 w.columns[i].push(value);
+            }
+        };
+        // By hand where it can; serde for the members after the first it cannot.
+        if let Err(from) = each_flat(text, |pos, name, value| put(pos, name, &value))
+            && let Ok(all) = serde_json::from_str::<Features<'_>>(text)
+        {
+            for (pos, (name, value)) in all.0.iter().enumerate().skip(from) {
+                put(pos, name, value);
             }
         }
     }

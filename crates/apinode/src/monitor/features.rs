@@ -70,17 +70,16 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
-/// A plain decimal (`-12.345`) by Clinger's fast path: a mantissa below
-/// 2^53 over an exact power of ten is one correctly rounded division, so
-/// the result is the exact parse's. None for anything else (exponents,
-/// long mantissas): the caller uses `str::parse`.
-fn fast_decimal(t: &str) -> Option<f64> {
-    let (neg, digits) = match t.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        all => (false, all),
-    };
-    let (mut m, mut k, mut n, mut dot) = (0u64, 0usize, 0, false);
-    for c in digits {
+/// A JSON number's text: an integer when it has no fraction or exponent
+/// (and fits), else by Clinger's fast path in the same pass (a mantissa
+/// below 2^53 over an exact power of ten is one correctly rounded
+/// division, so the result is the exact parse's), else by `str::parse`.
+/// None when it is not a number.
+fn number_text(t: &str) -> Option<Scalar<'_>> {
+    let b = t.as_bytes();
+    let neg = b.first() == Some(&b'-');
+    let (mut m, mut n, mut k, mut dot, mut plain) = (0u64, 0u32, 0usize, false, true);
+    for c in &b[usize::from(neg)..] {
         match c {
             b'0'..=b'9' if n < 18 => {
                 m = m * 10 + u64::from(c - b'0');
@@ -88,22 +87,31 @@ fn fast_decimal(t: &str) -> Option<f64> {
                 k += usize::from(dot);
             }
             b'.' if !dot => dot = true,
-            _ => return None,
+            _ => plain = false,
         }
     }
-    if n == 0 || m >= 1 << 53 || k >= POW10.len() {
-        return None;
+    if plain && n > 0 && !dot {
+        let i = m as i64;
+        return Some(Scalar::Integer(if neg { -i } else { i }));
     }
-    let v = m as f64 / POW10[k];
-    Some(if neg { -v } else { v })
+    if plain && n > 0 && m < 1 << 53 && k < POW10.len() {
+        let v = m as f64 / POW10[k];
+        return Some(Scalar::Number(if neg { -v } else { v }));
+    }
+    if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+        return t.parse().map(Scalar::Integer).or_else(|_| t.parse().map(Scalar::Number)).ok();
+    }
+    t.parse().ok().map(Scalar::Number)
 }
 
-/// The members of a flat JSON object of scalars (the common `features`),
-/// scanned by hand: serde's exact float parsing (`float_roundtrip`, which
-/// the rest of the node needs) made parsing features most of drift's cost,
-/// and Rust's own `f64` parser is exact too. None when the object has an
-/// escaped string or a nested value: the caller then uses serde.
-pub(super) fn scan_flat(text: &str) -> Option<Vec<(Cow<'_, str>, Scalar<'_>)>> {
+/// Calls `each(position, key, value)` for the members of a flat JSON object
+/// of scalars (the common `features`), scanned by hand in one pass:
+/// serde's exact float parsing (`float_roundtrip`, which the rest of the
+/// node needs) made parsing features most of drift's cost. `Err(k)` when
+/// member `k` has an escaped string or a nested value (or the text is not
+/// an object): members before `k` were given, and the caller reads the
+/// rest with serde.
+pub(super) fn each_flat<'t>(text: &'t str, mut each: impl FnMut(usize, &'t str, Scalar<'t>)) -> Result<(), usize> {
     let b = text.as_bytes();
     let mut i = 0;
     let ws = |i: &mut usize| {
@@ -111,71 +119,74 @@ pub(super) fn scan_flat(text: &str) -> Option<Vec<(Cow<'_, str>, Scalar<'_>)>> {
             *i += 1;
         }
     };
-    let string = |i: &mut usize| -> Option<&str> {
+    let string = |i: &mut usize| -> Option<&'t str> {
         let start = *i + 1;
-        let len = b[start..].iter().position(|c| *c == b'"' || *c == b'\\')?;
+        let len = b.get(start..)?.iter().position(|c| *c == b'"' || *c == b'\\')?;
         if b[start + len] != b'"' {
             return None;
         }
         *i = start + len + 1;
         text.get(start..start + len)
     };
-    let mut out = Vec::with_capacity(32);
     ws(&mut i);
     if b.get(i) != Some(&b'{') {
-        return None;
+        return Err(0);
     }
     i += 1;
     ws(&mut i);
     if b.get(i) == Some(&b'}') {
-        return Some(out);
+        return Ok(());
     }
+    let mut pos = 0;
     loop {
-        ws(&mut i);
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key = string(&mut i)?;
-        ws(&mut i);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i += 1;
-        ws(&mut i);
-        let value = match b.get(i)? {
-            b'"' => Scalar::Text(Cow::Borrowed(string(&mut i)?)),
-            b'n' if b[i..].starts_with(b"null") => {
-                i += 4;
-                Scalar::Absent
+        let member = |i: &mut usize| -> Option<(&'t str, Scalar<'t>)> {
+            ws(i);
+            if b.get(*i) != Some(&b'"') {
+                return None;
             }
-            b't' if b[i..].starts_with(b"true") => {
-                i += 4;
-                Scalar::Text(Cow::Borrowed("true"))
+            let key = string(i)?;
+            ws(i);
+            if b.get(*i) != Some(&b':') {
+                return None;
             }
-            b'f' if b[i..].starts_with(b"false") => {
-                i += 5;
-                Scalar::Text(Cow::Borrowed("false"))
-            }
-            c if *c == b'-' || c.is_ascii_digit() => {
-                let start = i;
-                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
-                    i += 1;
+            *i += 1;
+            ws(i);
+            let value = match b.get(*i)? {
+                b'"' => Scalar::Text(Cow::Borrowed(string(i)?)),
+                b'n' if b[*i..].starts_with(b"null") => {
+                    *i += 4;
+                    Scalar::Absent
                 }
-                let t = text.get(start..i)?;
-                if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
-                    t.parse().map(Scalar::Integer).or_else(|_| t.parse().map(Scalar::Number)).ok()?
-                } else {
-                    Scalar::Number(fast_decimal(t).or_else(|| t.parse().ok())?)
+                b't' if b[*i..].starts_with(b"true") => {
+                    *i += 4;
+                    Scalar::Text(Cow::Borrowed("true"))
                 }
+                b'f' if b[*i..].starts_with(b"false") => {
+                    *i += 5;
+                    Scalar::Text(Cow::Borrowed("false"))
+                }
+                c if *c == b'-' || c.is_ascii_digit() => {
+                    let start = *i;
+                    while *i < b.len() && matches!(b[*i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                        *i += 1;
+                    }
+                    number_text(text.get(start..*i)?)?
+                }
+                _ => return None,
+            };
+            ws(i);
+            match b.get(*i)? {
+                b',' | b'}' => Some((key, value)),
+                _ => None,
             }
-            _ => return None,
         };
-        out.push((Cow::Borrowed(key), value));
-        ws(&mut i);
-        match b.get(i)? {
-            b',' => i += 1,
-            b'}' => return Some(out),
-            _ => return None,
+        let Some((key, value)) = member(&mut i) else { return Err(pos) };
+        each(pos, key, value);
+        pos += 1;
+        let end = b[i] == b'}';
+        i += 1;
+        if end {
+            return Ok(());
         }
     }
 }
@@ -212,25 +223,40 @@ mod tests {
         f.0.iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect()
     }
 
+    fn hand(text: &str) -> (Vec<(String, String)>, Result<(), usize>) {
+        let mut out = Vec::new();
+        let done = each_flat(text, |_, k, v| out.push((k.to_owned(), format!("{v:?}"))));
+        (out, done)
+    }
+
     #[test]
-    fn the_hand_scanner_reads_what_serde_reads_or_declines() {
+    fn the_hand_scanner_reads_what_serde_reads_or_says_where_it_stopped() {
         for text in [
             r#"{"a": 1.5, "b": "x", "c": null, "d": -0.0, "e": 12, "f": true, "g": 1e-7, "h": 123456789012345678901}"#,
             r#" { } "#,
-            r#"{"a":0.1,"b":-3}"#,
+            r#"{"a":0.1,"b":-3,"c":-9223372036854775808,"d":12345678901234567890}"#,
         ] {
-            let hand: Vec<(String, String)> =
-                scan_flat(text).expect("flat").iter().map(|(k, v)| (k.to_string(), format!("{v:?}"))).collect();
-            assert_eq!(hand, serde(text), "{text}");
+            assert_eq!(hand(text), (serde(text), Ok(())), "{text}");
+        }
+        for (text, at) in [
+            (r#"{"a\n": 1}"#, 0),
+            (r#"{"z": 1, "a": "x\"y"}"#, 1),
+            (r#"{"a": [1]}"#, 0),
+            (r#"{"z": 2, "y": 3, "a": {"b": 1}}"#, 2),
+            (r#"{"a" 1}"#, 0),
+            ("null", 0),
+        ] {
+            let (given, done) = hand(text);
+            assert_eq!((given.len(), done), (at, Err(at)), "{text}");
         }
         for t in ["0.1", "-0.0", "123.456", "0.000123", "99999999999999.99", "1.7976931348623157", "5e-324", "1.", "-7"]
         {
-            if let Some(v) = fast_decimal(t) {
-                assert_eq!(v.to_bits(), t.parse::<f64>().expect("number").to_bits(), "{t}");
+            let want = t.parse::<f64>().expect("number");
+            match number_text(t) {
+                Some(Scalar::Number(v)) => assert_eq!(v.to_bits(), want.to_bits(), "{t}"),
+                Some(Scalar::Integer(i)) => assert_eq!(i as f64, want, "{t}"),
+                other => panic!("{t}: {other:?}"),
             }
-        }
-        for text in [r#"{"a\n": 1}"#, r#"{"a": "x\"y"}"#, r#"{"a": [1]}"#, r#"{"a": {"b": 1}}"#, r#"{"a" 1}"#] {
-            assert!(scan_flat(text).is_none(), "{text}");
         }
     }
 }
