@@ -28,13 +28,7 @@ fn run_python(args: &[&str]) -> String {
 }
 
 fn monitor(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("monitor")
-        .args(args)
-        .output()
-        .expect("apinode-admin runs");
+    let out = crate::common::admin(dir).arg("monitor").args(args).output().expect("apinode-admin runs");
     assert!(out.status.success(), "monitor {args:?}: {}", text(&out));
     let out_dir = args.iter().position(|a| *a == "--out").map(|i| args[i + 1]).expect("--out");
     serde_json::from_slice(&std::fs::read(Path::new(out_dir).join("report.json")).expect("report")).expect("json")
@@ -112,9 +106,7 @@ fn a_bad_reference_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "a,b\n1,2\n3\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(dir.path())
+    let out = crate::common::admin(dir.path())
         .args(["monitor", "--service", "s", "--reference"])
         .arg(&bad)
         .arg("--out")
@@ -287,17 +279,13 @@ fn merged_partial_runs_report_what_one_run_reports() {
     assert_eq!(mode & 0o077, 0, "partial.json.gz is {mode:o}");
     // Not a partial run: refused, naming the file.
     std::fs::write(format!("{d}/junk.json.gz"), b"not gzip").expect("write");
-    let junk = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(dir.path())
+    let junk = crate::common::admin(dir.path())
         .args(["monitor", "--service", "drift", "--merge", &format!("{d}/junk.json.gz"), "--out", &out])
         .output()
         .expect("runs");
     assert!(!junk.status.success() && text(&junk).contains("junk.json.gz"), "{}", text(&junk));
     // Partial runs of another window do not merge.
-    let err = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(dir.path())
+    let err = crate::common::admin(dir.path())
         .args(["monitor", "--service", "drift", "--window", "1d", "--merge", &format!("{d}/out-a"), "--out", &out])
         .output()
         .expect("runs");

@@ -18,12 +18,7 @@ use crate::common::eventserver::EventServer;
 use crate::common::{copy_dir, data_dir, python};
 
 fn admin_cli(node: &DssNode, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(node.dir.path())
-        .args(args)
-        .output()
-        .expect("apinode-admin runs");
+    let out = crate::common::admin(node.dir.path()).args(args).output().expect("apinode-admin runs");
     assert!(out.status.success(), "apinode-admin {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -16,17 +16,11 @@ use serde_json::{Value, json};
 
 use crate::common::dss::DssNode;
 use crate::common::eventserver::EventServer;
-use crate::common::{data_dir, python};
+use crate::common::{admin, data_dir, python};
 use crate::durability::{Rng, kill9, load, recorded_ids};
 
 const NODE: &str = "test-node";
 const QUERIES: &str = "test-node/QUERIES_AUDIT_FILE";
-
-fn admin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
-    c.arg("--data-dir").arg(dir);
-    c
-}
 
 /// `audit-verify --output json`, with more checkpoint folders: (exit ok, report).
 fn verify(dir: &Path, checkpoints: &[&Path]) -> (bool, Value) {

@@ -6,7 +6,6 @@
 //! rotation; sampling by request id, the same records everywhere.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,8 +17,8 @@ use crate::common::kafka::Broker;
 use crate::common::{data_dir, files_under};
 
 fn admin_cli(node: &DssNode, args: &[&str], stdin: Option<&str>) -> String {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
-    c.arg("--data-dir").arg(node.dir.path()).args(args);
+    let mut c = crate::common::admin(node.dir.path());
+    c.args(args);
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = c.spawn().expect("apinode-admin runs");
     {
@@ -131,8 +130,7 @@ async fn planted_personal_data_reaches_no_file_event_or_kafka_record_and_tokens_
     assert_eq!(after.len(), 2, "a token per key, newest first: {after:?}");
     assert!(after[0].starts_with("hmac-sha256:k2:") && after[1] == before[0], "{after:?}");
     // A field the policy does not HMAC has no tokens to find: refused.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
-    let out = c.arg("--data-dir").arg(node.dir.path()).args(["audit-hash", "kinds", "features.email", "x"]).output();
+    let out = crate::common::admin(node.dir.path()).args(["audit-hash", "kinds", "features.email", "x"]).output();
     let out = out.expect("runs");
     assert!(!out.status.success() && text(&out).contains("not HMAC'd"), "{}", text(&out));
     let ring = client

@@ -18,9 +18,7 @@ use crate::common::eventserver::EventServer;
 use crate::common::{data_dir, files_under};
 
 fn admin_cli(node: &DssNode) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
-    c.arg("--data-dir").arg(node.dir.path());
-    c
+    crate::common::admin(node.dir.path())
 }
 
 fn mode(p: &Path) -> u32 {

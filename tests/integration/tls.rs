@@ -36,12 +36,7 @@ fn client(pki: &Pki, identity: Option<(&Path, &Path)>) -> reqwest::Client {
 }
 
 fn admin_cli(node: &DssNode, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_apinode-admin"))
-        .arg("--data-dir")
-        .arg(node.dir.path())
-        .args(args)
-        .output()
-        .expect("apinode-admin");
+    let out = crate::common::admin(node.dir.path()).args(args).output().expect("apinode-admin");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 

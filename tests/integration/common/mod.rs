@@ -214,3 +214,10 @@ pub fn files_under(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> Vec<std::path::P
     }
     out
 }
+
+/// `apinode-admin --data-dir DIR`, arguments to add.
+pub fn admin(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_apinode-admin"));
+    c.arg("--data-dir").arg(dir);
+    c
+}

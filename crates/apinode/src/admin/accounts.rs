@@ -12,9 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::keys::AdminKey;
-use super::{AdminCall, ok, record_change};
+use super::{AdminCall, body_json_or_default, ok, record_change};
 use crate::http::error::ApiError;
-use crate::http::request::{parse_json, read_body};
 use crate::state::Node;
 
 fn shown(k: &AdminKey) -> Value {
@@ -61,9 +60,7 @@ pub async fn create_key(
     Extension(call): Extension<AdminCall>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?;
-    let body: CreateKeyBody =
-        if bytes.iter().all(u8::is_ascii_whitespace) { CreateKeyBody::default() } else { parse_json(&bytes)? };
+    let body: CreateKeyBody = body_json_or_default(&node, body).await?;
     let expiry = body.expiry.as_ref().map_or(Ok(None), parse_expiry)?;
     let _lock = node.admin_lock.lock().await;
     let (key, secret) = node.admin_keys.prepare(body.label, body.description, body.created_by, expiry);

@@ -15,16 +15,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::services::{change_service_with, find};
-use super::{AdminCall, io_failed, record_change};
+use super::{AdminCall, body_json, io_failed, record_change};
 use crate::http::error::ApiError;
-use crate::http::request::{parse_json, read_body};
 use crate::privacy::AuditPolicy;
 use crate::privacy::policy::{Action, FieldPath};
 use crate::state::Node;
-
-async fn body_bytes(node: &Node, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await
-}
 
 /// Every problem of a policy in one message: `auditPolicy.fields.x: ...; ...`.
 pub fn problems_message(found: &[(String, String)]) -> String {
@@ -53,7 +48,7 @@ pub async fn put(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let policy: Value = parse_json(&body_bytes(&node, body).await?)?;
+    let policy: Value = body_json(&node, body).await?;
     if !policy.is_null() {
         AuditPolicy::parse(&policy).map_err(|found| ApiError::InvalidRequest(problems_message(&found)))?;
     }
@@ -105,7 +100,7 @@ pub async fn hash(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body: HashBody = parse_json(&body_bytes(&node, body).await?)?;
+    let body: HashBody = body_json(&node, body).await?;
     let service = find(&node, &id)?;
     check_hashed_field(service.file.audit_policy.as_ref(), &id, &body.field).map_err(ApiError::InvalidRequest)?;
     // A look-up is recorded like a change (who looked up which field of

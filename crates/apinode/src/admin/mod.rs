@@ -29,6 +29,7 @@ use crate::audit_log;
 use crate::auth::admin_keys::Verdict;
 use crate::auth::{AuthFailure, Principal, secret_from_header};
 use crate::http::error::ApiError;
+use crate::http::request::{parse_json, read_body};
 use crate::state::Node;
 
 /// The admin key store lives with the other key stores in `auth`.
@@ -205,6 +206,27 @@ pub fn ok() -> axum::Json<Value> {
 }
 
 /// A disk operation of a change failed after validation.
+/// An admin request's JSON body, read within the node's body limits.
+pub(crate) async fn body_json<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    body: axum::body::Body,
+) -> Result<T, ApiError> {
+    parse_json(&admin_body(node, body).await?)
+}
+
+/// [`body_json`], where an empty body means `T::default()`.
+pub(crate) async fn body_json_or_default<T: serde::de::DeserializeOwned + Default>(
+    node: &Node,
+    body: axum::body::Body,
+) -> Result<T, ApiError> {
+    let bytes = admin_body(node, body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(&bytes) }
+}
+
+async fn admin_body(node: &Node, body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+    read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await
+}
+
 pub fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> ApiError + '_ {
     move |e| {
         log::error!("Admin change failed while {what}: {e}");

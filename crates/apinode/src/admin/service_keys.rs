@@ -13,11 +13,10 @@ use axum::extract::{Extension, Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AdminCall;
 use super::services::{change_service_with, find};
+use super::{AdminCall, body_json_or_default};
 use crate::auth::admin_keys::new_secret;
 use crate::http::error::ApiError;
-use crate::http::request::{parse_json, read_body};
 use crate::registry::files::{AuthMethod, UserKeyFile};
 use crate::state::Node;
 
@@ -45,10 +44,8 @@ pub async fn create(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?;
     // An empty body is a key without a label.
-    let body: CreateBody =
-        if bytes.iter().all(u8::is_ascii_whitespace) { CreateBody::default() } else { parse_json(&bytes)? };
+    let body: CreateBody = body_json_or_default(&node, body).await?;
     if body.label.as_deref().is_some_and(|l| l.len() > 200) {
         return Err(ApiError::InvalidRequest("label: at most 200 characters".into()));
     }

@@ -14,10 +14,9 @@ use axum::extract::{Extension, Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AdminCall, archive, io_failed, ok, record_change, store};
+use super::{AdminCall, archive, body_json, io_failed, ok, record_change, store};
 use crate::entity::{self, Entity, Metadata, Scope};
 use crate::http::error::ApiError;
-use crate::http::request::{parse_json, read_body};
 use crate::ids::{GenerationId, ServiceId};
 use crate::registry::Service;
 use crate::registry::dispatch::Mapping;
@@ -26,10 +25,6 @@ use crate::state::Node;
 
 pub(super) fn find(node: &Node, id: &str) -> Result<Arc<Service>, ApiError> {
     node.registry.get(id).ok_or_else(|| ApiError::NotFound(format!("unknown service {id:?}")))
-}
-
-async fn body_json<T: serde::de::DeserializeOwned>(node: &Node, body: Body) -> Result<T, ApiError> {
-    parse_json(&read_body(body, node.config.max_body_bytes, node.config.limits.body_read_timeout).await?)
 }
 
 /// `GET /services`

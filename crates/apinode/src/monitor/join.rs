@@ -105,11 +105,23 @@ pub(super) fn event_hash(id: &str) -> u128 {
     (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
+/// A record whose event id was seen before.
+#[derive(Debug)]
+pub(super) struct Repeat;
+
 impl Seen {
-    /// The hash of `id` the first time it is seen, None after.
-    fn first(&mut self, id: &str) -> Option<u128> {
-        let h = event_hash(id);
-        self.ids.insert(h).then_some(h)
+    /// A record's event id: its hash the first time (None when it has no
+    /// id: such a record is always taken), `Repeat` after.
+    fn admit(&mut self, id: Option<&str>) -> Result<Option<u128>, Repeat> {
+        self.admit_hash(id.map(event_hash))
+    }
+
+    /// [`Seen::admit`] of a hash already made (a partial run's).
+    pub(super) fn admit_hash(&mut self, hash: Option<u128>) -> Result<Option<u128>, Repeat> {
+        match hash {
+            Some(h) if !self.ids.insert(h) => Err(Repeat),
+            h => Ok(h),
+        }
     }
 }
 
@@ -171,15 +183,9 @@ impl Queries {
         if !self.filter.in_range(time) {
             return;
         }
-        let event = match r.event_id.as_deref() {
-            Some(id) => match self.seen.first(id) {
-                Some(h) => Some(h),
-                None => {
-                    self.duplicates += 1;
-                    return;
-                }
-            },
-            None => None,
+        let Ok(event) = self.seen.admit(r.event_id.as_deref()) else {
+            self.duplicates += 1;
+            return;
         };
         let generation = self.generation(r.generation.as_deref().unwrap_or("-"));
         let result = r.result.as_ref();
@@ -247,9 +253,7 @@ impl Outcomes {
             return;
         }
         let Some(time) = time_ms(r.time.as_deref()).or_else(|| time_ms(r.timestamp.as_deref())) else { return };
-        if let Some(id) = r.event_id.as_deref()
-            && self.seen.first(id).is_none()
-        {
+        if self.seen.admit(r.event_id.as_deref()).is_err() {
             self.duplicates += 1;
             return;
         }
@@ -296,13 +300,8 @@ impl Failures {
         if !self.filter.in_range(time) {
             return;
         }
-        match r.event_id.as_deref() {
-            Some(id) => {
-                if let Some(h) = self.seen.first(id) {
-                    self.times.push((time, Some(h)));
-                }
-            }
-            None => self.times.push((time, None)),
+        if let Ok(event) = self.seen.admit(r.event_id.as_deref()) {
+            self.times.push((time, event));
         }
     }
 

@@ -152,7 +152,7 @@ pub fn merge(parts: Vec<(PathBuf, Partial)>) -> Result<Partial, MergeError> {
         merge_queries(&mut all.queries, p.queries);
         merge_outcomes(&mut all.outcomes, p.outcomes);
         for (t, e) in p.failures.times {
-            if e.is_none_or(|h| all.failures.seen.ids.insert(h)) {
+            if all.failures.seen.admit_hash(e).is_ok() {
                 all.failures.times.push((t, e));
             }
         }
@@ -165,9 +165,7 @@ fn merge_queries(all: &mut Queries, other: Queries) {
     let generations: Vec<u16> = other.generations.iter().map(|g| all.generation(g)).collect();
     let classes: Vec<u16> = other.classes.iter().map(|c| all.class(c)).collect();
     for mut q in other.queries {
-        if let Some(h) = q.event
-            && !all.seen.ids.insert(h)
-        {
+        if all.seen.admit_hash(q.event).is_err() {
             all.duplicates += 1;
             continue;
         }
