@@ -23,6 +23,20 @@ fn https(node: &DssNode) -> String {
     format!("https://127.0.0.1:{}", node.port)
 }
 
+/// A plain HTTP request on `port` written line by line with pauses, and
+/// everything read back (a write or read refused by a reset panics).
+fn plain_http_in_pieces(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    for piece in ["GET /isAlive/ HTTP/1.0\r\n", "Host: 127.0.0.1\r\n", "\r\n"] {
+        s.write_all(piece.as_bytes()).expect("the node did not wait for the whole head");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("the answer was reset before it was read");
+    answer
+}
+
 /// A client trusting `pki`'s CA, presenting `identity` when given.
 fn client(pki: &Pki, identity: Option<(&Path, &Path)>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(pki.ca_file()).expect("ca")).expect("pem");
@@ -72,6 +86,10 @@ async fn an_https_node_serves_the_python_client_the_cli_and_dss_and_can_require_
     assert_eq!(r.status().as_u16(), 400);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["errorType"], "HttpsRequired", "{body}");
+    // ... also for a client writing its head in pieces (as bash's printf
+    // does): the answer waits for the head, and the close does not reset it.
+    let answer = plain_http_in_pieces(node.port);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("HttpsRequired"), "{answer}");
     // A client that does not trust the node's CA is refused by its own TLS.
     let untrusting = reqwest::Client::builder().tls_built_in_root_certs(true).build().expect("client");
     assert!(untrusting.get(format!("{base}/isAlive/")).send().await.is_err());

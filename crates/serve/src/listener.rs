@@ -26,7 +26,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
@@ -199,9 +199,7 @@ async fn handshake(
     match peeked {
         Ok(Ok(1)) if first[0] != 0x16 => {
             // Not a TLS record (0x16 = handshake): someone speaks plain HTTP.
-            let mut io = io;
-            let _ = tokio::time::timeout(timeout, io.write_all(&crate::tls::plain_http_answer())).await;
-            let _ = io.shutdown().await;
+            answer_plain_http(io, timeout).await;
             return Err(io::Error::new(io::ErrorKind::InvalidData, "plain HTTP sent to the TLS port"));
         }
         Ok(Ok(_)) => {}
@@ -219,6 +217,38 @@ async fn handshake(
         .and_then(crate::tls::client_name)
         .map(ClientName);
     Ok((accepted, name))
+}
+
+/// The 400 for a plain HTTP request on the TLS port. The request head is
+/// read first (to its blank line, at most 16 KiB, within `timeout`) and the
+/// connection drained for up to a second after the answer: a socket closed
+/// with unread bytes makes the kernel send a reset, which can discard the
+/// answer before the client reads it, or kill a client still writing its
+/// head with SIGPIPE (bin/dss's probe, writing line by line, was).
+async fn answer_plain_http(mut io: IdleTimeout, timeout: Duration) {
+    const MAX_HEAD: usize = 16 * 1024;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while head.len() < MAX_HEAD && !ends_head(&head) {
+        match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let _ = tokio::time::timeout_at(deadline, io.write_all(&crate::tls::plain_http_answer())).await;
+    let _ = io.shutdown().await;
+    let linger = tokio::time::Instant::now() + timeout.min(Duration::from_secs(1));
+    while let Ok(Ok(n)) = tokio::time::timeout_at(linger, io.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Whether `head` holds a whole HTTP request head (a blank line).
+fn ends_head(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
 }
 
 fn is_timeout(e: &hyper::Error) -> bool {
