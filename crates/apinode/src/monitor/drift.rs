@@ -196,7 +196,10 @@ impl Collector {
             for (c, i) in theirs.chain(std::iter::once((w.prediction, usize::MAX))) {
                 let target = if i == usize::MAX { &mut mine.prediction } else { &mut mine.columns[i] };
                 match (target, c) {
-                    (Current::Numbers(a), Current::Numbers(b)) => a.extend(b),
+                    (Current::Numbers(a), Current::Numbers(b)) => {
+                        a.reserve_exact(b.len());
+                        a.extend(b);
+                    }
                     (Current::Categories(a), Current::Categories(b)) => {
                         for (k, n) in b.list {
                             a.add_n(&k, n);
@@ -290,11 +293,11 @@ impl Collector {
     /// {"overall": drift, "windows": {start_ms: drift}}}`. Windows are
     /// computed on all cores; numbers are sorted in place and kept as
     /// such, so the whole period needs no second copy of a window.
-    pub fn finish(self, generations: &[String], references: &References) -> BTreeMap<String, Value> {
+    pub fn finish(self, generations: &[String], references: &References, threads: usize) -> BTreeMap<String, Value> {
         let Collector { kinds, mut windows, .. } = self;
         windows.sort_by_key(|(k, _)| *k);
         let profile_of = |g: u16| generations.get(usize::from(g)).and_then(|name| references.of(name));
-        let window_json: Vec<Value> = parallel(&mut windows, |(key, w)| {
+        let window_json: Vec<Value> = parallel(threads, &mut windows, |(key, w)| {
             w.columns.iter_mut().chain(std::iter::once(&mut w.prediction)).for_each(Current::sort);
             let columns: Vec<Column> = w.columns.iter().map(Current::column).collect();
             window_drift(&kinds, &columns, &w.prediction.column(), w.rows, w.predictions, profile_of(key.0), false)
@@ -311,7 +314,7 @@ impl Collector {
             }
             let (rows, predictions) = group.iter().fold((0, 0), |(r, p), (_, w)| (r + w.rows, p + w.predictions));
             let mut indices: Vec<usize> = (0..=kinds.len()).collect();
-            let mut columns: Vec<Column> = parallel(&mut indices, |i| {
+            let mut columns: Vec<Column> = parallel(threads, &mut indices, |i| {
                 merge(group.iter().map(|(_, w)| if *i < kinds.len() { &w.columns[*i] } else { &w.prediction }))
             });
             let prediction = columns.pop().unwrap_or(Column::Categories(Categories::new()));
@@ -324,9 +327,9 @@ impl Collector {
     }
 }
 
-/// `f` of every item, on up to 8 threads, in the items' order.
-fn parallel<T: Send, R: Send>(items: &mut [T], f: impl Fn(&mut T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+/// `f` of every item, on `threads` threads (at least 1), in the items' order.
+fn parallel<T: Send, R: Send>(threads: usize, items: &mut [T], f: impl Fn(&mut T) -> R + Sync) -> Vec<R> {
+    let threads = threads.max(1);
     let per = items.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let f = &f;

@@ -3,12 +3,11 @@
 //! outcome of its `requestId`; a record delivered twice (same `eventId`)
 //! counts once. Then the summaries per generation, for the whole period
 //! and per window: volume, join rate, latency, predictions, performance.
-//! Queries and outcomes are collected apart (on two threads, see `mod`)
+//! Queries and outcomes are collected apart (on two threads, see `scan`)
 //! in compact form: classes and generations by index, event ids by a
 //! 128-bit hash. Pure: records in, JSON out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::Hasher;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::perf::{self, Labelled};
 use super::read::Rec;
+use super::seen::{Repeat, Seen, SharedSeen};
 
 /// What one query record says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,46 +85,6 @@ impl Filter {
     }
 }
 
-/// Event ids seen, as 128-bit hashes: two SipHash halves with fixed keys,
-/// so partial runs in other processes (`--merge`) hash an id alike; a
-/// collision among millions of ids is out of reach, and an id costs 16
-/// bytes.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct Seen {
-    pub(super) ids: HashSet<u128>,
-}
-
-/// The 128-bit hash of an event id.
-pub(super) fn event_hash(id: &str) -> u128 {
-    let half = |salt: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        h.write_u8(salt);
-        h.write(id.as_bytes());
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
-}
-
-/// A record whose event id was seen before.
-#[derive(Debug)]
-pub(super) struct Repeat;
-
-impl Seen {
-    /// A record's event id: its hash the first time (None when it has no
-    /// id: such a record is always taken), `Repeat` after.
-    fn admit(&mut self, id: Option<&str>) -> Result<Option<u128>, Repeat> {
-        self.admit_hash(id.map(event_hash))
-    }
-
-    /// [`Seen::admit`] of a hash already made (a partial run's).
-    pub(super) fn admit_hash(&mut self, hash: Option<u128>) -> Result<Option<u128>, Repeat> {
-        match hash {
-            Some(h) if !self.ids.insert(h) => Err(Repeat),
-            h => Ok(h),
-        }
-    }
-}
-
 /// The index of `name` in `names`, appended when new (a handful of
 /// generations and classes: a scan is cheaper than a map).
 fn index_of(names: &mut Vec<String>, name: &str) -> u16 {
@@ -176,17 +136,33 @@ impl Queries {
 
     /// Takes a query record (others are skipped).
     pub fn take(&mut self, r: &Rec<'_>) {
+        let Some(time) = self.accepts(r) else { return };
+        match self.seen.admit(r.event_id.as_deref()) {
+            Ok(event) => self.add(r, time, event),
+            Err(Repeat) => self.duplicates += 1,
+        }
+    }
+
+    /// [`Queries::take`], with event ids admitted by `seen` (shared with
+    /// other threads) instead of this side's own.
+    pub(super) fn take_shared(&mut self, r: &Rec<'_>, seen: &SharedSeen) {
+        let Some(time) = self.accepts(r) else { return };
+        match seen.admit(r.event_id.as_deref()) {
+            Ok(event) => self.add(r, time, event),
+            Err(Repeat) => self.duplicates += 1,
+        }
+    }
+
+    /// The record's time, when it is a query record this side counts.
+    fn accepts(&self, r: &Rec<'_>) -> Option<i64> {
         if !self.filter.takes(r, "prediction-query") {
-            return;
+            return None;
         }
-        let Some(time) = time_ms(r.timestamp.as_deref()) else { return };
-        if !self.filter.in_range(time) {
-            return;
-        }
-        let Ok(event) = self.seen.admit(r.event_id.as_deref()) else {
-            self.duplicates += 1;
-            return;
-        };
+        time_ms(r.timestamp.as_deref()).filter(|t| self.filter.in_range(*t))
+    }
+
+    /// Adds an admitted record.
+    fn add(&mut self, r: &Rec<'_>, time: i64, event: Option<u128>) {
         let generation = self.generation(r.generation.as_deref().unwrap_or("-"));
         let result = r.result.as_ref();
         let mut probas = vec![f64::NAN; self.classes.len()];
@@ -323,8 +299,16 @@ pub fn summarise(q: &Queries, o: &Outcomes, window_ms: i64) -> Value {
     for query in &q.queries {
         by_generation.entry(q.generations[usize::from(query.generation)].as_str()).or_default().push(query);
     }
-    let matched: HashSet<&str> =
-        q.queries.iter().filter(|x| o.outcomes.contains_key(&x.request_id)).map(|x| &*x.request_id).collect();
+    // Outcomes some query matched, each once: told apart by where their
+    // key lives in the map (a sorted list of addresses is a quarter of the
+    // memory a set of a million request ids takes).
+    let mut matched: Vec<usize> = q
+        .queries
+        .iter()
+        .filter_map(|x| o.outcomes.get_key_value(&x.request_id).map(|(k, _)| k.as_ptr() as usize))
+        .collect();
+    matched.sort_unstable();
+    matched.dedup();
     let mut generations = Map::new();
     for (g, qs) in &by_generation {
         let mut windows: BTreeMap<i64, Vec<&Query>> = BTreeMap::new();
@@ -380,16 +364,24 @@ fn summary(q: &Queries, o: &Outcomes, qs: &[&Query]) -> Value {
             .unwrap_or_default();
         // Where each of the model's classes is in the records' probabilities.
         let at: Vec<Option<usize>> = classes.iter().map(|name| q.classes.iter().position(|k| k == name)).collect();
-        let rows: Vec<Labelled<'_>> = labelled
+        // Every row's probabilities in one buffer (a row borrows its slice):
+        // no allocation per row.
+        let classified: Vec<(&Query, &Outcome, u16)> = labelled
             .iter()
-            .filter_map(|(x, out)| {
-                let Prediction::Class(c) = x.prediction else { return None };
-                Some(Labelled {
-                    truth: text(&out.value),
-                    predicted: &q.classes[usize::from(c)],
-                    probas: at.iter().map(|i| i.and_then(|i| x.probas.get(i).copied()).unwrap_or(f64::NAN)).collect(),
-                    weight: out.weight / x.sampling_rate,
-                })
+            .filter_map(|(x, out)| if let Prediction::Class(c) = x.prediction { Some((**x, *out, c)) } else { None })
+            .collect();
+        let flat: Vec<f64> = classified
+            .iter()
+            .flat_map(|(x, _, _)| at.iter().map(|i| i.and_then(|i| x.probas.get(i).copied()).unwrap_or(f64::NAN)))
+            .collect();
+        let rows: Vec<Labelled<'_>> = classified
+            .iter()
+            .zip(flat.chunks(at.len().max(1)).chain(std::iter::repeat(&[][..])))
+            .map(|((x, out, c), probas)| Labelled {
+                truth: text(&out.value),
+                predicted: &q.classes[usize::from(*c)],
+                probas,
+                weight: out.weight / x.sampling_rate,
             })
             .collect();
         (json!({"classes": counts}), perf::classification(&rows, &classes))

@@ -149,7 +149,7 @@ pub fn merge(parts: Vec<(PathBuf, Partial)>) -> Result<Partial, MergeError> {
                 why: format!("made for {:?}, not {:?}", p.queries.filter, all.queries.filter),
             });
         }
-        merge_queries(&mut all.queries, p.queries);
+        merge_queries(&mut all.queries, p.queries, true);
         merge_outcomes(&mut all.outcomes, p.outcomes);
         for (t, e) in p.failures.times {
             if all.failures.seen.admit_hash(e).is_ok() {
@@ -161,11 +161,29 @@ pub fn merge(parts: Vec<(PathBuf, Partial)>) -> Result<Partial, MergeError> {
     Ok(all)
 }
 
-fn merge_queries(all: &mut Queries, other: Queries) {
-    let generations: Vec<u16> = other.generations.iter().map(|g| all.generation(g)).collect();
-    let classes: Vec<u16> = other.classes.iter().map(|c| all.class(c)).collect();
-    for mut q in other.queries {
-        if all.seen.admit_hash(q.event).is_err() {
+/// Adds `other`'s query records to `all`'s: another run's, each record
+/// once by event id (`readmit`), or another thread's of this run, whose
+/// records were admitted already.
+pub(super) fn merge_queries(all: &mut Queries, other: Queries, readmit: bool) {
+    // Its event ids are in its records: its set of them can go first.
+    let Queries {
+        seen,
+        queries,
+        classes: their_classes,
+        generations: their_generations,
+        duplicates,
+        unreadable,
+        drift,
+        ..
+    } = other;
+    drop(seen);
+    let generations: Vec<u16> = their_generations.iter().map(|g| all.generation(g)).collect();
+    let classes: Vec<u16> = their_classes.iter().map(|c| all.class(c)).collect();
+    // Classes in the same order (the usual case): probabilities stay as they are.
+    let same_classes = classes.iter().enumerate().all(|(i, c)| usize::from(*c) == i);
+    all.queries.reserve_exact(queries.len());
+    for mut q in queries {
+        if readmit && all.seen.admit_hash(q.event).is_err() {
             all.duplicates += 1;
             continue;
         }
@@ -173,16 +191,18 @@ fn merge_queries(all: &mut Queries, other: Queries) {
         if let super::join::Prediction::Class(c) = q.prediction {
             q.prediction = super::join::Prediction::Class(classes[usize::from(c)]);
         }
-        let mut probas = vec![f64::NAN; all.classes.len()];
-        for (i, p) in q.probas.iter().enumerate() {
-            probas[usize::from(classes[i])] = *p;
+        if !same_classes {
+            let mut probas = vec![f64::NAN; all.classes.len()];
+            for (i, p) in q.probas.iter().enumerate() {
+                probas[usize::from(classes[i])] = *p;
+            }
+            q.probas = probas.into_boxed_slice();
         }
-        q.probas = probas.into_boxed_slice();
         all.queries.push(q);
     }
-    all.duplicates += other.duplicates;
-    all.unreadable += other.unreadable;
-    match (all.drift.as_mut(), other.drift) {
+    all.duplicates += duplicates;
+    all.unreadable += unreadable;
+    match (all.drift.as_mut(), drift) {
         (Some(mine), Some(theirs)) => mine.merge(theirs, &generations),
         (None, Some(theirs)) => {
             // Renumber its generations: merge it into an empty copy of itself.

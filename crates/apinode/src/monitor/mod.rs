@@ -7,6 +7,8 @@
 //! # Layout
 //!
 //! - [`read`]: sources (audit files, rolled and `.gz`; event server folders) to records.
+//! - [`scan`]: the sources read on two threads, big files shared in pieces.
+//! - [`seen`]: event ids seen, so a record delivered twice counts once.
 //! - [`kafka`]: a Kafka topic as a source, read with a consumer group.
 //! - [`join`]: the join and the summaries per generation and window.
 //! - [`perf`]: the performance metrics, as scikit-learn computes them.
@@ -32,6 +34,8 @@ pub mod merge;
 pub mod perf;
 pub mod read;
 pub mod reference;
+pub mod scan;
+pub mod seen;
 pub mod stattest;
 
 use std::fmt::Write as _;
@@ -39,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use join::{Failures, Filter, Outcomes, Queries};
+use join::Filter;
 
 /// What to monitor, from where, into where.
 #[derive(Debug, Clone)]
@@ -95,43 +99,6 @@ pub enum MonitorError {
     },
 }
 
-/// Reads `sources` for records of `topic`, handing each to `take`; returns
-/// the files read and the lines that held no record.
-fn scan(
-    sources: &[PathBuf],
-    topic: &str,
-    service: &str,
-    mut take: impl FnMut(&read::Rec<'_>),
-) -> Result<(usize, u64), MonitorError> {
-    let (mut files, mut unreadable) = (0, 0);
-    for source in sources {
-        if let Some(k) = source.to_str().and_then(kafka::KafkaSource::parse) {
-            files += 1;
-            kafka::read(&k, service, |text| match read::record(text) {
-                Some(r) => take(&r),
-                None => unreadable += 1,
-            })
-            .map_err(MonitorError::Kafka)?;
-            continue;
-        }
-        let found = read::files(source).map_err(|e| MonitorError::Read { path: source.clone(), source: e })?;
-        for path in found.iter().filter(|p| read::may_hold(p, topic) || found.len() == 1) {
-            files += 1;
-            read::lines(path, |line| {
-                if line.is_empty() {
-                    return;
-                }
-                match read::record(line) {
-                    Some(r) => take(&r),
-                    None => unreadable += 1,
-                }
-            })
-            .map_err(|e| MonitorError::Read { path: path.clone(), source: e })?;
-        }
-    }
-    Ok((files, unreadable))
-}
-
 /// The report of `options` (the JSON of `report.json`). Queries and
 /// outcomes are read on two threads.
 ///
@@ -144,7 +111,7 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
         options.reference.as_deref(),
     )?;
     let partial = if options.merge.is_empty() {
-        read(options, &references)?
+        scan::read(options, &references)?
     } else {
         let mut parts = Vec::new();
         for dir in &options.merge {
@@ -167,53 +134,19 @@ pub fn report(options: &Options) -> Result<Value, MonitorError> {
     Ok(finish(partial, options, &references))
 }
 
-/// Reads the sources: queries (and refused requests) and outcomes on two threads.
-fn read(options: &Options, references: &reference::References) -> Result<merge::Partial, MonitorError> {
-    let (queries, outcomes) = std::thread::scope(|scope| {
-        let feedback = scope.spawn(|| {
-            let mut o = Outcomes::new(options.filter.clone());
-            let (files, unreadable) =
-                scan(&options.feedback, "apinode-feedback", &options.filter.service, |r| o.take(r))?;
-            o.unreadable = unreadable;
-            Ok::<_, MonitorError>((o, files))
-        });
-        let mut q = Queries::new(options.filter.clone());
-        q.drift = drift::Collector::new(references, options.window_ms);
-        let queries = scan(&options.queries, "apinode-query", &options.filter.service, |r| q.take(r)).and_then(
-            |(files, unreadable)| {
-                q.unreadable = unreadable;
-                // Refused requests, from the failure files beside the query files.
-                let mut f = Failures::new(options.filter.clone());
-                let local: Vec<PathBuf> = options
-                    .queries
-                    .iter()
-                    .filter(|s| s.to_str().is_none_or(|t| !t.starts_with("kafka://")))
-                    .cloned()
-                    .collect();
-                scan(&local, "generic-failure", &options.filter.service, |r| f.take(r))?;
-                Ok((q, f, files))
-            },
-        );
-        (queries, feedback.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    });
-    let ((queries, failures, query_files), (outcomes, feedback_files)) = (queries?, outcomes?);
-    Ok(merge::Partial {
-        version: 0,
-        window_ms: options.window_ms,
-        queries,
-        outcomes,
-        failures,
-        files: (query_files, feedback_files),
-    })
-}
-
 /// The report of what was read (or merged).
 fn finish(partial: merge::Partial, options: &Options, references: &reference::References) -> Value {
-    let merge::Partial { mut queries, outcomes, failures, files: (query_files, feedback_files), .. } = partial;
+    let merge::Partial { mut queries, mut outcomes, failures, files: (query_files, feedback_files), .. } = partial;
+    // Repeats are dropped by now (and a partial run written): the event ids
+    // can go before the summaries need their memory.
+    queries.seen.forget();
+    outcomes.seen.forget();
     // Drift beside the join's summaries (which run on one core).
     let collector = queries.drift.take();
     let (drift, mut report) = std::thread::scope(|scope| {
-        let drift = scope.spawn(|| collector.map(|d| d.finish(queries.generations(), references)).unwrap_or_default());
+        let drift = scope.spawn(|| {
+            collector.map(|d| d.finish(queries.generations(), references, drift_threads())).unwrap_or_default()
+        });
         let report = join::summarise(&queries, &outcomes, options.window_ms);
         (drift.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), report)
     });
@@ -228,6 +161,13 @@ fn finish(partial: merge::Partial, options: &Options, references: &reference::Re
     report["sources"] =
         json!({"queryFiles": query_files, "feedbackFiles": feedback_files, "merged": options.merge.len()});
     report
+}
+
+/// Threads for drift's tests: every core but the one the join's summaries
+/// take (on 2 cores, sharing both with them made the summaries a second
+/// slower than drift alone on one core), at most 8.
+fn drift_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, 8)
 }
 
 /// One line per generation on the whole period's drift, for people:

@@ -20,7 +20,7 @@ pub struct Labelled<'a> {
     pub predicted: &'a str,
     /// The predicted probability of each of the model's classes, in the
     /// order of `classification`'s `classes` (NaN when absent).
-    pub probas: Vec<f64>,
+    pub probas: &'a [f64],
     /// The outcome's weight.
     pub weight: f64,
 }

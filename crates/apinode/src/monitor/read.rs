@@ -6,7 +6,7 @@
 //! not a record is counted, never fatal.
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -194,5 +194,90 @@ pub fn lines(path: &Path, mut each: impl FnMut(&str)) -> std::io::Result<()> {
             return Ok(());
         }
         each(line.trim_end());
+    }
+}
+
+/// A part of a file to read: all of it, or the lines that start in
+/// `start..end` (a byte range of a plain file), so that two threads can
+/// share one big file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The file.
+    pub path: PathBuf,
+    /// The byte range its lines start in; None: the whole file.
+    pub range: Option<(u64, u64)>,
+}
+
+/// `files` cut into pieces of about `size` bytes. A `.gz` file is one
+/// piece; the last piece of a file runs to its end as it is when read (a
+/// node may still be appending).
+///
+/// # Errors
+/// When a file's size cannot be read.
+pub fn pieces(files: &[PathBuf], size: u64) -> std::io::Result<Vec<Piece>> {
+    let mut out = Vec::new();
+    for path in files {
+        let len = std::fs::metadata(path)?.len();
+        if path.extension().is_some_and(|e| e == "gz") || len <= size {
+            out.push(Piece { path: path.clone(), range: None });
+            continue;
+        }
+        let mut start = 0;
+        while start < len {
+            let end = if start + size >= len { u64::MAX } else { start + size };
+            out.push(Piece { path: path.clone(), range: Some((start, end)) });
+            start = end;
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `each` with every line of `piece`: a line belongs to the piece
+/// its first byte is in, so the pieces of a file read each line once.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn piece_lines(piece: &Piece, mut each: impl FnMut(&str)) -> std::io::Result<()> {
+    let Some((start, end)) = piece.range else { return lines(&piece.path, each) };
+    let mut file = std::fs::File::open(&piece.path)?;
+    let mut at = start.saturating_sub(1);
+    file.seek(SeekFrom::Start(at))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if start > 0 {
+        // Up to the end of the line holding byte start - 1 (just that byte
+        // when it ends a line): the piece before reads that line.
+        at += reader.skip_until(b'\n')? as u64;
+    }
+    let mut line = String::new();
+    while at < end {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 {
+            break;
+        }
+        at += n as u64;
+        each(line.trim_end());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way of cutting a file into pieces reads each line once, in order.
+    #[test]
+    fn pieces_read_every_line_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("queries.log");
+        let lines: Vec<String> = (0..200).map(|i| "x".repeat(i % 17) + &i.to_string()).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        for size in [1, 2, 3, 7, 16, 17, 100, 1000, 1 << 20] {
+            let mut read = Vec::new();
+            for piece in pieces(std::slice::from_ref(&path), size).expect("pieces") {
+                piece_lines(&piece, |l| read.push(l.to_owned())).expect("read");
+            }
+            assert_eq!(read, lines, "pieces of {size} bytes");
+        }
     }
 }
