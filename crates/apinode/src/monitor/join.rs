@@ -134,6 +134,16 @@ impl Queries {
         index_of(&mut self.classes, name)
     }
 
+    /// Puts the records in one order whoever read them, in whatever order:
+    /// by time, then event id (two copies of a record, either of which may
+    /// have been kept, share both). Sums over the records then come out
+    /// the same to the last bit from one reader, two threads or merged
+    /// partial runs. The records are nearly in time order already, so the
+    /// stable sort is mostly a scan.
+    pub fn in_canonical_order(&mut self) {
+        self.queries.sort_by_key(|q| (q.time_ms, q.event));
+    }
+
     /// Takes a query record (others are skipped).
     pub fn take(&mut self, r: &Rec<'_>) {
         let Some(time) = self.accepts(r) else { return };

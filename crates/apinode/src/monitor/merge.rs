@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::join::{Failures, Outcomes, Queries};
+use super::join::{Failures, Outcomes, Prediction, Queries, Query};
 
 /// What a partial run read.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -161,53 +161,64 @@ pub fn merge(parts: Vec<(PathBuf, Partial)>) -> Result<Partial, MergeError> {
     Ok(all)
 }
 
+/// Where another side's generation and class indexes are in the tables
+/// of `all` (which gains those it lacks).
+pub(super) struct Remap {
+    generations: Vec<u16>,
+    classes: Vec<u16>,
+    /// Classes in the same order (the usual case): probabilities stay as they are.
+    same_classes: bool,
+}
+
+impl Remap {
+    pub(super) fn new(all: &mut Queries, other: &Queries) -> Remap {
+        let generations: Vec<u16> = other.generations.iter().map(|g| all.generation(g)).collect();
+        let classes: Vec<u16> = other.classes.iter().map(|c| all.class(c)).collect();
+        let same_classes = classes.iter().enumerate().all(|(i, c)| usize::from(*c) == i);
+        Remap { generations, classes, same_classes }
+    }
+
+    /// Renumbers a record of the other side; `classes` is how many `all` has.
+    pub(super) fn apply(&self, q: &mut Query, classes: usize) {
+        q.generation = self.generations[usize::from(q.generation)];
+        if let Prediction::Class(c) = q.prediction {
+            q.prediction = Prediction::Class(self.classes[usize::from(c)]);
+        }
+        if !self.same_classes {
+            let mut probas = vec![f64::NAN; classes];
+            for (i, p) in q.probas.iter().enumerate() {
+                probas[usize::from(self.classes[i])] = *p;
+            }
+            q.probas = probas.into_boxed_slice();
+        }
+    }
+}
+
 /// Adds `other`'s query records to `all`'s: another run's, each record
 /// once by event id (`readmit`), or another thread's of this run, whose
 /// records were admitted already.
 pub(super) fn merge_queries(all: &mut Queries, other: Queries, readmit: bool) {
+    let remap = Remap::new(all, &other);
     // Its event ids are in its records: its set of them can go first.
-    let Queries {
-        seen,
-        queries,
-        classes: their_classes,
-        generations: their_generations,
-        duplicates,
-        unreadable,
-        drift,
-        ..
-    } = other;
+    let Queries { seen, queries, duplicates, unreadable, drift, .. } = other;
     drop(seen);
-    let generations: Vec<u16> = their_generations.iter().map(|g| all.generation(g)).collect();
-    let classes: Vec<u16> = their_classes.iter().map(|c| all.class(c)).collect();
-    // Classes in the same order (the usual case): probabilities stay as they are.
-    let same_classes = classes.iter().enumerate().all(|(i, c)| usize::from(*c) == i);
     all.queries.reserve_exact(queries.len());
     for mut q in queries {
         if readmit && all.seen.admit_hash(q.event).is_err() {
             all.duplicates += 1;
             continue;
         }
-        q.generation = generations[usize::from(q.generation)];
-        if let super::join::Prediction::Class(c) = q.prediction {
-            q.prediction = super::join::Prediction::Class(classes[usize::from(c)]);
-        }
-        if !same_classes {
-            let mut probas = vec![f64::NAN; all.classes.len()];
-            for (i, p) in q.probas.iter().enumerate() {
-                probas[usize::from(classes[i])] = *p;
-            }
-            q.probas = probas.into_boxed_slice();
-        }
+        remap.apply(&mut q, all.classes.len());
         all.queries.push(q);
     }
     all.duplicates += duplicates;
     all.unreadable += unreadable;
     match (all.drift.as_mut(), drift) {
-        (Some(mine), Some(theirs)) => mine.merge(theirs, &generations),
+        (Some(mine), Some(theirs)) => mine.merge(theirs, &remap.generations),
         (None, Some(theirs)) => {
             // Renumber its generations: merge it into an empty copy of itself.
             let mut empty = theirs.emptied();
-            empty.merge(theirs, &generations);
+            empty.merge(theirs, &remap.generations);
             all.drift = Some(empty);
         }
         _ => {}

@@ -141,6 +141,7 @@ fn finish(partial: merge::Partial, options: &Options, references: &reference::Re
     // can go before the summaries need their memory.
     queries.seen.forget();
     outcomes.seen.forget();
+    queries.in_canonical_order();
     // Drift beside the join's summaries (which run on one core).
     let collector = queries.drift.take();
     let (drift, mut report) = std::thread::scope(|scope| {
