@@ -6,8 +6,11 @@
 //! not a record is counted, never fatal.
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -200,12 +203,14 @@ pub fn lines(path: &Path, mut each: impl FnMut(&str)) -> std::io::Result<()> {
 /// A part of a file to read: all of it, or the lines that start in
 /// `start..end` (a byte range of a plain file), so that two threads can
 /// share one big file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Piece {
     /// The file.
     pub path: PathBuf,
-    /// The byte range its lines start in; None: the whole file.
-    pub range: Option<(u64, u64)>,
+    /// The byte range its lines start in, and the file opened once for all
+    /// its pieces (a node rolling its files meanwhile renames the file,
+    /// not what the pieces read); None: the whole file, opened when read.
+    pub range: Option<((u64, u64), Arc<File>)>,
 }
 
 /// `files` cut into pieces of about `size` bytes. A `.gz` file is one
@@ -213,7 +218,7 @@ pub struct Piece {
 /// node may still be appending).
 ///
 /// # Errors
-/// When a file's size cannot be read.
+/// When a file cannot be opened or its size read.
 pub fn pieces(files: &[PathBuf], size: u64) -> std::io::Result<Vec<Piece>> {
     let mut out = Vec::new();
     for path in files {
@@ -222,14 +227,31 @@ pub fn pieces(files: &[PathBuf], size: u64) -> std::io::Result<Vec<Piece>> {
             out.push(Piece { path: path.clone(), range: None });
             continue;
         }
+        let file = Arc::new(File::open(path)?);
+        let len = file.metadata()?.len();
         let mut start = 0;
         while start < len {
             let end = if start + size >= len { u64::MAX } else { start + size };
-            out.push(Piece { path: path.clone(), range: Some((start, end)) });
+            out.push(Piece { path: path.clone(), range: Some(((start, end), file.clone())) });
             start = end;
         }
     }
     Ok(out)
+}
+
+/// A shared file read from a position of its own (`pread`): the pieces of
+/// one file are read on two threads at once.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// Calls `each` with every line of `piece`: a line belongs to the piece
@@ -238,11 +260,10 @@ pub fn pieces(files: &[PathBuf], size: u64) -> std::io::Result<Vec<Piece>> {
 /// # Errors
 /// When the file cannot be read.
 pub fn piece_lines(piece: &Piece, mut each: impl FnMut(&str)) -> std::io::Result<()> {
-    let Some((start, end)) = piece.range else { return lines(&piece.path, each) };
-    let mut file = std::fs::File::open(&piece.path)?;
+    let Some(((start, end), file)) = &piece.range else { return lines(&piece.path, each) };
+    let (start, end) = (*start, *end);
     let mut at = start.saturating_sub(1);
-    file.seek(SeekFrom::Start(at))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(1 << 20, At { file, pos: at });
     if start > 0 {
         // Up to the end of the line holding byte start - 1 (just that byte
         // when it ends a line): the piece before reads that line.
@@ -264,6 +285,25 @@ pub fn piece_lines(piece: &Piece, mut each: impl FnMut(&str)) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file rolled (renamed, and a new one begun) after the pieces were
+    /// planned: they still read the file they were planned on.
+    #[test]
+    fn pieces_read_the_planned_file_when_it_is_rolled_meanwhile() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("queries.log");
+        let lines: Vec<String> = (0..50).map(|i| format!("record {i}")).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        let planned = pieces(std::slice::from_ref(&path), 64).expect("pieces");
+        assert!(planned.len() > 2);
+        std::fs::rename(&path, dir.path().join("queries.log.1")).expect("roll");
+        std::fs::write(&path, "a new file\n").expect("new file");
+        let mut read = Vec::new();
+        for piece in &planned {
+            piece_lines(piece, |l| read.push(l.to_owned())).expect("read");
+        }
+        assert_eq!(read, lines);
+    }
 
     /// Every way of cutting a file into pieces reads each line once, in order.
     #[test]
