@@ -81,8 +81,9 @@ fn run(work: &Work, service: &str, take: &mut impl FnMut(&read::Rec<'_>)) -> Res
 /// the other from the back, until they meet. Each thread's records are
 /// then in file order (the back's once its blocks are turned round), and
 /// the front's all come before the back's: one in-place reversal and one
-/// append give the order one reader would have read, so sums over the
-/// records come out the same to the last bit, whoever read what.
+/// append give the order one reader would have read (the join's canonical
+/// order, by time and event id, is then mostly a scan away, and keeps
+/// records that tie in file order).
 struct Shared<'a> {
     work: &'a [Work],
     /// The units not taken yet.
