@@ -144,31 +144,17 @@ impl Queries {
         self.queries.sort_by_key(|q| (q.time_ms, q.event));
     }
 
-    /// Takes a query record (others are skipped).
-    pub fn take(&mut self, r: &Rec<'_>) {
-        let Some(time) = self.accepts(r) else { return };
-        match self.seen.admit(r.event_id.as_deref()) {
-            Ok(event) => self.add(r, time, event),
-            Err(Repeat) => self.duplicates += 1,
+    /// Takes a query record (others are skipped), its event id admitted by
+    /// `seen` (shared by the threads reading one run's sources).
+    pub(super) fn take(&mut self, r: &Rec<'_>, seen: &SharedSeen) {
+        if !self.filter.takes(r, "prediction-query") {
+            return;
         }
-    }
-
-    /// [`Queries::take`], with event ids admitted by `seen` (shared with
-    /// other threads) instead of this side's own.
-    pub(super) fn take_shared(&mut self, r: &Rec<'_>, seen: &SharedSeen) {
-        let Some(time) = self.accepts(r) else { return };
+        let Some(time) = time_ms(r.timestamp.as_deref()).filter(|t| self.filter.in_range(*t)) else { return };
         match seen.admit(r.event_id.as_deref()) {
             Ok(event) => self.add(r, time, event),
             Err(Repeat) => self.duplicates += 1,
         }
-    }
-
-    /// The record's time, when it is a query record this side counts.
-    fn accepts(&self, r: &Rec<'_>) -> Option<i64> {
-        if !self.filter.takes(r, "prediction-query") {
-            return None;
-        }
-        time_ms(r.timestamp.as_deref()).filter(|t| self.filter.in_range(*t))
     }
 
     /// Adds an admitted record.

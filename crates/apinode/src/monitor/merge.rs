@@ -163,7 +163,7 @@ pub fn merge(parts: Vec<(PathBuf, Partial)>) -> Result<Partial, MergeError> {
 
 /// Where another side's generation and class indexes are in the tables
 /// of `all` (which gains those it lacks).
-pub(super) struct Remap {
+struct Remap {
     generations: Vec<u16>,
     classes: Vec<u16>,
     /// Classes in the same order (the usual case): probabilities stay as they are.
@@ -171,7 +171,7 @@ pub(super) struct Remap {
 }
 
 impl Remap {
-    pub(super) fn new(all: &mut Queries, other: &Queries) -> Remap {
+    fn new(all: &mut Queries, other: &Queries) -> Remap {
         let generations: Vec<u16> = other.generations.iter().map(|g| all.generation(g)).collect();
         let classes: Vec<u16> = other.classes.iter().map(|c| all.class(c)).collect();
         let same_classes = classes.iter().enumerate().all(|(i, c)| usize::from(*c) == i);
@@ -179,7 +179,7 @@ impl Remap {
     }
 
     /// Renumbers a record of the other side; `classes` is how many `all` has.
-    pub(super) fn apply(&self, q: &mut Query, classes: usize) {
+    fn apply(&self, q: &mut Query, classes: usize) {
         q.generation = self.generations[usize::from(q.generation)];
         if let Prediction::Class(c) = q.prediction {
             q.prediction = Prediction::Class(self.classes[usize::from(c)]);

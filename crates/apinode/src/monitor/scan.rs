@@ -106,7 +106,7 @@ impl Shared<'_> {
         let (mut unreadable, mut starts) = (0, Vec::new());
         while let Some(w) = self.take(from_back) {
             starts.push(q.queries.len());
-            match run(w, service, &mut |r| q.take_shared(r, &self.seen)) {
+            match run(w, service, &mut |r| q.take(r, &self.seen)) {
                 Ok(n) => unreadable += n,
                 Err(e) => {
                     *self.left.lock().unwrap_or_else(PoisonError::into_inner) = 0..0;
