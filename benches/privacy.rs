@@ -9,9 +9,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use apinode::audit_log::{CallInfo, Features, Scored, query_message};
+use apinode::audit_log::{CallInfo, Fields, Scored, query_message};
 use apinode::ids::RequestId;
-use apinode::privacy::apply::{FeatureView, query};
+use apinode::privacy::apply::{View, query};
 use apinode::privacy::{AuditPolicy, HmacKeys};
 use apinode::scoring::Timing;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -44,7 +44,7 @@ fn records(c: &mut Criterion) {
         endpoint_id: "score",
         caller: None,
     };
-    let scored = |f: Features<'_>, ctx: Option<&Map<String, Value>>, r: &Map<String, Value>| {
+    let scored = |f: Fields<'_>, ctx: Option<Fields<'_>>, r: &Map<String, Value>| {
         query_message(
             &info,
             &Scored {
@@ -61,14 +61,14 @@ fn records(c: &mut Criterion) {
         )
     };
     c.bench_function("query_record_no_policy", |b| {
-        b.iter(|| scored(Features::Plain(&features), Some(&context), &result))
+        b.iter(|| scored(Fields::Plain(&features), Some(Fields::Plain(&context)), &result))
     });
     c.bench_function("query_record_ten_field_policy", |b| {
         b.iter(|| {
             let applied = query(&policy, &keys, Some(&context), &result);
             scored(
-                Features::Protected(FeatureView::new(&policy, &keys, &features)),
-                applied.context.as_deref(),
+                Fields::Protected(View::features(&policy, &keys, &features)),
+                applied.context.map(Fields::Protected),
                 &applied.result,
             )
         })

@@ -85,10 +85,10 @@ pub struct Scored<'a> {
     pub generation: &'a str,
     /// The service's routing key.
     pub routing_key: Option<&'a RoutingKey>,
-    /// The features as the caller sent them.
-    pub features: Features<'a>,
-    /// The caller's context.
-    pub context: Option<&'a Map<String, Value>>,
+    /// The features as the caller sent them, or as the service's audit policy keeps them.
+    pub features: Fields<'a>,
+    /// The caller's context, likewise.
+    pub context: Option<Fields<'a>>,
     /// The dispatch the caller asked for.
     pub dispatch: Option<&'a Value>,
     /// The answer, as returned.
@@ -100,14 +100,15 @@ pub struct Scored<'a> {
     pub sampling_rate: Option<f64>,
 }
 
-/// A query record's features: as sent, or under the service's audit policy.
+/// A query record's features or context: as sent, or under the service's
+/// audit policy.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(untagged)]
-pub enum Features<'a> {
+pub enum Fields<'a> {
     /// As the caller sent them.
     Plain(&'a Map<String, Value>),
     /// Protected as they are written.
-    Protected(crate::privacy::apply::FeatureView<'a>),
+    Protected(crate::privacy::apply::View<'a>),
 }
 
 #[derive(Serialize)]
@@ -128,8 +129,8 @@ struct QueryRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_user: Option<&'a str>,
     auth: Option<AuthRef<'a>>,
-    features: Features<'a>,
-    context: Option<&'a Map<String, Value>>,
+    features: Fields<'a>,
+    context: Option<Fields<'a>>,
     dispatch: Option<&'a Value>,
     result: &'a Map<String, Value>,
     timing: &'a Timing,

@@ -23,13 +23,14 @@ use super::error::ApiError;
 use super::request::{
     DispatchBody, ExplanationsBody, ItemBody, MultiBody, PredictBody, explain_settings, parse_json, read_body,
 };
-use crate::audit_log::{self, CallInfo, Scored};
+use crate::audit_log::{self, CallInfo, Fields, Scored};
 use crate::auth::Principal;
 use crate::ids::{EndpointId, GenerationId, RequestId, ServiceId};
 use crate::model::Model;
 use crate::model::explain::ExplainSettings;
 use crate::model::features::InvalidFeature;
 use crate::model::spec::{ExplanationDefaults, ExplanationMethod};
+use crate::privacy::apply::View;
 use crate::registry::Service;
 use crate::registry::dispatch::Dispatch;
 use crate::scoring::{Timing, micros, score_records};
@@ -511,14 +512,13 @@ impl Scoring {
                 generation: target.generation.as_str(),
                 routing_key: target.routing_key.as_ref(),
                 features: match policy {
-                    Some(p) => audit_log::Features::Protected(crate::privacy::apply::FeatureView::new(
-                        p,
-                        &node.hmac_keys,
-                        &item.features,
-                    )),
-                    None => audit_log::Features::Plain(&item.features),
+                    Some(p) => Fields::Protected(View::features(p, &node.hmac_keys, &item.features)),
+                    None => Fields::Plain(&item.features),
                 },
-                context: applied.as_ref().map_or(item.context.as_ref(), |a| a.context.as_deref()),
+                context: match &applied {
+                    Some(a) => a.context.map(Fields::Protected),
+                    None => item.context.as_ref().map(Fields::Plain),
+                },
                 dispatch: self.dispatch.as_ref(),
                 result: applied.as_ref().map_or(&*result, |a| &*a.result),
                 timing: &self.timing,

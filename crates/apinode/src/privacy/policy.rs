@@ -80,6 +80,44 @@ impl FieldPath {
     }
 }
 
+/// The actions of listed paths as a tree by key, walked beside a record's
+/// map: one level for features (a feature's name is taken whole, dots and
+/// all), one per dotted part for the context.
+///
+/// Hashed with foldhash rather than std's SipHash: every key of every
+/// record's features and context is looked up, and the keys hashed are the
+/// caller's but the table is the policy's (a caller cannot grow it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rules(foldhash::HashMap<String, Rule>);
+
+/// What a policy says of one key: its own action if listed, and the
+/// actions of paths inside it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rule {
+    /// The action of this path, when it is listed.
+    pub action: Option<Action>,
+    /// The listed paths inside it.
+    pub inner: Rules,
+}
+
+impl Rules {
+    /// The rule of `key`, if some listed path starts with it.
+    pub fn get(&self, key: &str) -> Option<&Rule> {
+        self.0.get(key)
+    }
+
+    /// Whether no path is listed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn insert(&mut self, path: &[String], action: Action) {
+        let Some((first, rest)) = path.split_first() else { return };
+        let rule = self.0.entry(first.clone()).or_default();
+        if rest.is_empty() { rule.action = Some(action) } else { rule.inner.insert(rest, action) }
+    }
+}
+
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditPolicy {
@@ -87,9 +125,11 @@ pub struct AuditPolicy {
     pub default_drop: bool,
     /// Actions by field.
     pub fields: BTreeMap<FieldPath, Action>,
-    /// The actions of `features.<name>` fields, by name (looked up per
+    /// The `features.<name>` fields' actions, by name (looked up per
     /// feature of every record without allocating).
-    pub feature_actions: BTreeMap<String, Action>,
+    pub feature_rules: Rules,
+    /// The `context.<dotted path>` fields' actions, as a tree by key.
+    pub context_rules: Rules,
     /// Share of query records kept, in (0, 1].
     pub rate: f64,
 }
@@ -102,8 +142,13 @@ impl AuditPolicy {
     /// `fields.features.ssn`.
     pub fn parse(value: &Value) -> Result<AuditPolicy, Vec<(String, String)>> {
         let mut problems = Vec::new();
-        let mut policy =
-            AuditPolicy { default_drop: false, fields: BTreeMap::new(), feature_actions: BTreeMap::new(), rate: 1.0 };
+        let mut policy = AuditPolicy {
+            default_drop: false,
+            fields: BTreeMap::new(),
+            feature_rules: Rules::default(),
+            context_rules: Rules::default(),
+            rate: 1.0,
+        };
         let Some(o) = value.as_object() else {
             return Err(vec![(String::new(), "must be an object: {\"default\", \"fields\", \"sampling\"}".into())]);
         };
@@ -156,11 +201,13 @@ impl AuditPolicy {
             }
         }
         problems.sort();
-        policy.feature_actions = policy
-            .fields
-            .iter()
-            .filter_map(|(p, a)| if let FieldPath::Feature(name) = p { Some((name.clone(), *a)) } else { None })
-            .collect();
+        for (path, action) in &policy.fields {
+            match path {
+                FieldPath::Feature(name) => policy.feature_rules.insert(std::slice::from_ref(name), *action),
+                FieldPath::Context(parts) => policy.context_rules.insert(parts, *action),
+                FieldPath::Explanations => {}
+            }
+        }
         if problems.is_empty() { Ok(policy) } else { Err(problems) }
     }
 
@@ -222,8 +269,8 @@ mod tests {
 
     #[test]
     fn sampling_is_a_pure_function_of_the_request_id() {
-        let p =
-            AuditPolicy { default_drop: false, fields: BTreeMap::new(), feature_actions: BTreeMap::new(), rate: 0.1 };
+        let mut p = AuditPolicy::parse(&json!({})).expect("empty policy");
+        p.rate = 0.1;
         let kept = (0..20_000).filter(|i| p.keeps(&format!("r-{i}"))).count();
         assert!((1_800..=2_200).contains(&kept), "{kept}");
         assert_eq!(p.keeps("r-42"), p.keeps("r-42"));
