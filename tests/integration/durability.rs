@@ -298,6 +298,56 @@ async fn kill_9_under_load_loses_no_answered_record_on_the_way_to_the_event_serv
     eprintln!("kill -9, event server: {} answered, all in the files and at the event server", answered.len());
 }
 
+/// Under WRITTEN the Kafka log4j appender journals each record in its spool
+/// before the answer: killed with `kill -9` under load (a live broker), the
+/// restarted node delivers every answered record (at least once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_answered_record_on_the_way_to_kafka() {
+    let broker = crate::common::kafka::Broker::start();
+    broker.create_topic("crash-queries", 1);
+    let appender = format!(
+        "log4j.appender.KAFKA=org.apache.kafka.log4jappender.KafkaLog4jAppender
+log4j.appender.KAFKA.BrokerList={}
+log4j.appender.KAFKA.Topic=crash-queries
+log4j.appender.KAFKA.layout=org.apache.log4j.PatternLayout
+log4j.appender.KAFKA.layout.ConversionPattern=%m%n
+log4j.logger.dku.apinode.audit.queries=INFO, QUERIES_AUDIT_FILE, KAFKA
+",
+        broker.bootstrap()
+    );
+    let node = DssNode::with_settings(data_dir(), Some(&appender), json!({}));
+    let mut rng = Rng::seeded("kill -9, Kafka appender");
+    let (answered, _) = crash_trials(&node, &mut rng, 3, "k").await;
+    // The restarted node replays the appender's spool (its write-ahead log).
+    node.start();
+    let spool = node.dir.path().join("run/spool/kafka-appender-KAFKA");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(&spool).map(Iterator::count).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "the appender's spool was not delivered in 2 minutes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    node.stop();
+    // At least once: a record delivered just before a crash may come again.
+    let records = broker.consume("crash-queries", answered.len(), Duration::from_secs(60));
+    let delivered: BTreeSet<String> = records
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r.value).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.value));
+            v["requestId"].as_str().expect("requestId").to_owned()
+        })
+        .collect();
+    let missing: Vec<&String> = answered.iter().filter(|id| !delivered.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered predictions never reached Kafka through the appender ({} records read), such as {:?}",
+        missing.len(),
+        answered.len(),
+        records.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!("kill -9, Kafka appender: {} answered, all delivered ({} records read)", answered.len(), records.len());
+}
+
 /// The loss window of ASYNC on a crash, measured (README states the figure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_async_durability_loses_a_measured_window() {

@@ -11,6 +11,8 @@ use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Local};
 
+use crate::commit::Ticket;
+
 /// When and where a record was logged.
 #[derive(Debug, Clone)]
 pub struct RecordContext {
@@ -22,6 +24,10 @@ pub struct RecordContext {
     /// appenders report a failed write by it, so that the writer knows whose
     /// records were lost.
     pub seq: u64,
+    /// The record's ticket when its sender waits for it (WRITTEN, FSYNC):
+    /// an appender that does not write a file (the Kafka appender) adds its
+    /// own part, settled once the record is in its spool.
+    pub ticket: Option<Ticket>,
 }
 
 thread_local! {
@@ -38,7 +44,7 @@ fn process_start() -> Instant {
 impl RecordContext {
     /// The context of a call made now, on this thread.
     pub fn now() -> Self {
-        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now(), seq: 0 }
+        Self { thread: THREAD_NAME.with(Arc::clone), time: SystemTime::now(), seq: 0, ticket: None }
     }
 
     /// A fixed context (tests): `time` in RFC 3339.
@@ -47,7 +53,7 @@ impl RecordContext {
     /// When `time` is not RFC 3339.
     pub fn fixed(thread: &str, time: &str) -> Self {
         let time = DateTime::parse_from_rfc3339(time).expect("an RFC 3339 time");
-        Self { thread: Arc::from(thread), time: time.into(), seq: 0 }
+        Self { thread: Arc::from(thread), time: time.into(), seq: 0, ticket: None }
     }
 
     /// The time in the local time zone, as log4j prints it.
@@ -63,6 +69,11 @@ impl RecordContext {
     /// The writer's sequence number of the record being written (0 outside the writer).
     pub fn current_seq() -> u64 {
         CURRENT.with(|c| c.borrow().as_ref().map_or(0, |c| c.seq))
+    }
+
+    /// The ticket of the record being written, if its sender waits for it.
+    pub fn current_ticket() -> Option<Ticket> {
+        CURRENT.with(|c| c.borrow().as_ref().and_then(|c| c.ticket.clone()))
     }
 
     /// Runs `f` with the context of the record being written: the one the

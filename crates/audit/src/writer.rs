@@ -464,6 +464,7 @@ impl Batch {
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let OwnedRecord { level, target, message, mut context, .. } = record;
         context.seq = seq;
+        context.ticket = ticket.clone();
         crate::record_context::with_context(context, || {
             shared.inner.log(&Record::builder().level(level).target(&target).args(format_args!("{message}")).build());
         });

@@ -3,7 +3,9 @@
 //! appender's layout (without its trailing newline) and handed to a delivery
 //! queue of its own (`run/spool/kafka-appender-<NAME>/` when the broker
 //! cannot take it), so a record never waits on the network and a broker
-//! outage loses nothing. The key is the query's `serviceId` on the queries
+//! outage loses nothing. A record whose sender waits for it (WRITTEN,
+//! FSYNC) goes to that spool first, its write-ahead log, as the network
+//! targets' do: a crash loses nothing that was answered. The key is the query's `serviceId` on the queries
 //! logger, else none. Each appender registers its delivery in the
 //! configuration's `AppenderRegistry`, which drains it at stop. Also: the
 //! mapping of Apache Kafka's appender properties to librdkafka's.
@@ -18,6 +20,7 @@ use log4rs::encode::writer::simple::SimpleWriter;
 use super::record::KafkaRecord;
 use crate::appender::AppenderRegistry;
 use crate::delivery::Delivery;
+use crate::record_context::RecordContext;
 
 /// A log4rs appender producing to one Kafka topic.
 pub struct KafkaAppender {
@@ -69,7 +72,14 @@ impl Append for KafkaAppender {
         } else {
             None
         };
-        self.delivery.send(KafkaRecord { topic: self.topic.clone(), key, value, headers: Vec::new() });
+        let record = KafkaRecord { topic: self.topic.clone(), key, value, headers: Vec::new() };
+        // A record whose sender waits (WRITTEN, FSYNC) is journaled in the
+        // spool before its ticket settles, like the network targets': a
+        // crash then loses nothing that was answered.
+        match RecordContext::current_ticket() {
+            Some(ticket) => self.delivery.send_ticketed(record, &ticket),
+            None => self.delivery.send(record),
+        }
         Ok(())
     }
 
