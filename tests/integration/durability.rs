@@ -221,16 +221,21 @@ async fn kill_9_under_load_loses_no_answered_record_in_the_files() {
     eprintln!("kill -9, files: {} answered, all {} recorded, 0 lost", answered.len(), answered.len());
 }
 
-/// Every answered id is in `recorded` (from `file`), and none twice.
-fn all_recorded_once(answered: &[String], recorded: &BTreeMap<String, usize>, file: &str) {
-    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains_key(*id)).collect();
+/// Every answered id is one `reached` has (`place`: where they were looked for).
+fn none_missing(answered: &[String], reached: impl Fn(&str) -> bool, place: &str) {
+    let missing: Vec<&String> = answered.iter().filter(|id| !reached(id)).collect();
     assert!(
         missing.is_empty(),
-        "{} of {} answered requests are not in {file}, such as {:?}",
+        "{} of {} answered requests never reached {place}, such as {:?}",
         missing.len(),
         answered.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+/// Every answered id is in `recorded` (from `file`), and none twice.
+fn all_recorded_once(answered: &[String], recorded: &BTreeMap<String, usize>, file: &str) {
+    none_missing(answered, |id| recorded.contains_key(id), file);
     let twice: Vec<_> = recorded.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "recorded twice: {twice:?}");
 }
@@ -286,14 +291,7 @@ async fn kill_9_under_load_loses_no_answered_record_on_the_way_to_the_event_serv
     let places =
         [("queries.log", recorded.keys().cloned().collect::<BTreeSet<String>>()), ("the event server", central)];
     for (what, has) in &places {
-        let missing: Vec<&String> = answered.iter().filter(|id| !has.contains(*id)).collect();
-        assert!(
-            missing.is_empty(),
-            "{} of {} answered predictions never reached {what}, such as {:?}",
-            missing.len(),
-            answered.len(),
-            &missing[..missing.len().min(5)]
-        );
+        none_missing(&answered, |id| has.contains(id), what);
     }
     eprintln!("kill -9, event server: {} answered, all in the files and at the event server", answered.len());
 }
@@ -336,15 +334,7 @@ log4j.logger.dku.apinode.audit.queries=INFO, QUERIES_AUDIT_FILE, KAFKA
             v["requestId"].as_str().expect("requestId").to_owned()
         })
         .collect();
-    let missing: Vec<&String> = answered.iter().filter(|id| !delivered.contains(*id)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} answered predictions never reached Kafka through the appender ({} records read), such as {:?}",
-        missing.len(),
-        answered.len(),
-        records.len(),
-        &missing[..missing.len().min(5)]
-    );
+    none_missing(&answered, |id| delivered.contains(id), &format!("Kafka ({} records read)", records.len()));
     eprintln!("kill -9, Kafka appender: {} answered, all delivered ({} records read)", answered.len(), records.len());
 }
 

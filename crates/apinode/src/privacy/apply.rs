@@ -26,7 +26,7 @@ pub struct Applied<'a> {
 
 /// One value as the trail keeps it.
 #[derive(Debug)]
-pub enum Shown<'a> {
+enum Shown<'a> {
     /// As sent.
     Value(&'a Value),
     /// A text: a mask, or the start of the caller's text.
@@ -57,7 +57,7 @@ fn first_chars(text: &str, n: usize) -> &str {
 }
 
 /// One value under one action; `None`: the field is dropped.
-pub fn transform<'v>(action: Action, value: &'v Value, keys: &HmacKeys) -> Option<Shown<'v>> {
+fn transform<'v>(action: Action, value: &'v Value, keys: &HmacKeys) -> Option<Shown<'v>> {
     Some(match action {
         Action::Keep => Shown::Value(value),
         Action::Drop => return None,
